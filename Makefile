@@ -1,0 +1,43 @@
+# Switchboard developer commands. `make run` and `make test` are the two that matter.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint gen check-gen bench clean
+
+# Create the virtualenv and install the project with its server and dev extras.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+); set PYTHON=..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[server,dev]'
+	@touch $@
+
+# Run the service on its embedded default: SQLite file, in-process queue and bus, offline agent.
+run: $(STAMP)
+	$(BIN)/switchboard serve
+
+# The whole test suite: staleness of generated code, lint, types, then every test
+# (PostgreSQL is started when it is installed but not running; see scripts/test-services.sh).
+test: $(STAMP)
+	scripts/test-services.sh
+	$(BIN)/python scripts/gen_protos.py --check
+	scripts/buf.sh lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && scripts/buf.sh lint
+
+# Regenerate gen/python from protos/.
+gen: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

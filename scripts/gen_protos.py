@@ -1,0 +1,93 @@
+"""Regenerate gen/python from protos/ (or, with --check, fail when it is stale).
+
+One command for every change to the contract:
+
+    python scripts/gen_protos.py          # rewrite gen/python/switchboard/v1
+    python scripts/gen_protos.py --check  # exit 1 and show the diff when stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import filecmp
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+PACKAGE = Path("switchboard") / "v1"
+OUT = ROOT / "gen" / "python"
+INIT = '"""Generated protobuf messages and gRPC stubs of the switchboard.v1 API."""\n'
+
+
+def generate(out: Path) -> None:
+    """Run protoc (grpcio-tools) for every switchboard.v1 file into ``out``."""
+    sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / PACKAGE).glob("*.proto"))
+    (out / PACKAGE).mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable, "-m", "grpc_tools.protoc",
+            f"-I{PROTOS}",
+            f"--python_out={out}",
+            f"--pyi_out={out}",
+            f"--grpc_python_out={out}",
+            *sources,
+        ],
+        check=True,
+        cwd=PROTOS,
+    )
+    (out / PACKAGE / "__init__.py").write_text(INIT)
+    (out / PACKAGE / "py.typed").write_text("")
+
+
+def _generated_files(root: Path) -> set[str]:
+    return {p.name for p in (root / PACKAGE).iterdir() if p.is_file()}
+
+
+def check() -> int:
+    """Compare a fresh generation with the committed one; print what differs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        generate(fresh)
+        names = _generated_files(fresh) | _generated_files(OUT)
+        stale = []
+        for name in sorted(names):
+            new, old = fresh / PACKAGE / name, OUT / PACKAGE / name
+            if new.exists() and old.exists() and filecmp.cmp(new, old, shallow=False):
+                continue
+            stale.append(name)
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    old.read_text().splitlines(keepends=True) if old.exists() else [],
+                    new.read_text().splitlines(keepends=True) if new.exists() else [],
+                    f"committed/{name}", f"fresh/{name}", n=1,
+                )
+            )
+    if stale:
+        print(f"\ngen/python is stale ({', '.join(stale)}): run `make gen` and commit.")
+        return 1
+    print("gen/python is up to date")
+    return 0
+
+
+def main() -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail when gen/python is stale")
+    args = parser.parse_args()
+    if args.check:
+        return check()
+    target = OUT / PACKAGE
+    if target.exists():
+        shutil.rmtree(target)
+    generate(OUT)
+    print(f"generated {target.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
