@@ -1,0 +1,1 @@
+"""The Switchboard gRPC service (installed as ``switchboard.server``)."""

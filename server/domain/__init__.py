@@ -1,0 +1,61 @@
+"""Domain types shared by every layer: tasks, events, errors. No gRPC, no SQL."""
+
+from switchboard.server.domain.errors import (
+    ERROR_DOMAIN,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    SwitchboardError,
+    Unavailable,
+)
+from switchboard.server.domain.events import (
+    AgentChanged,
+    EventPayload,
+    LogRecord,
+    OutputDelta,
+    StateChanged,
+    TaskEvent,
+    ToolCalled,
+    ToolReturned,
+    UsageReported,
+)
+from switchboard.server.domain.tasks import (
+    Priority,
+    Task,
+    TaskError,
+    TaskSpec,
+    TaskState,
+    TokenUsage,
+    ToolKind,
+    ToolRef,
+)
+
+__all__ = [
+    "ERROR_DOMAIN",
+    "AgentChanged",
+    "EventPayload",
+    "FailedPrecondition",
+    "FieldViolation",
+    "InvalidArgument",
+    "LogRecord",
+    "NotFound",
+    "OutputDelta",
+    "Priority",
+    "ResourceExhausted",
+    "StateChanged",
+    "SwitchboardError",
+    "Task",
+    "TaskError",
+    "TaskEvent",
+    "TaskSpec",
+    "TaskState",
+    "TokenUsage",
+    "ToolCalled",
+    "ToolKind",
+    "ToolRef",
+    "ToolReturned",
+    "Unavailable",
+    "UsageReported",
+]
