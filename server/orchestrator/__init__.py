@@ -1,0 +1,6 @@
+"""Queue, scheduling, running, cancelling and watching tasks. No gRPC, no SQL."""
+
+from switchboard.server.orchestrator.service import NewTask, Orchestrator, TaskPage
+from switchboard.server.orchestrator.status import AgentStatus
+
+__all__ = ["AgentStatus", "NewTask", "Orchestrator", "TaskPage"]

@@ -1,0 +1,113 @@
+"""The event writer: batches task events and task updates into few commits.
+
+A streaming agent produces an event per output delta; committing each one would
+cost a transaction per token. The journal gathers what arrives within
+``flush_interval`` (or at once for urgent writes such as state changes) into one
+``store.commit``, then publishes the committed events on the bus, in order.
+Publishing only after the commit is what lets watchers replay from the store
+without gaps (see watch.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from switchboard.server.domain import Task, TaskEvent
+from switchboard.server.events import EventBus
+from switchboard.server.store import TaskStore
+
+_log = logging.getLogger(__name__)
+_RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(slots=True)
+class _Write:
+    events: list[TaskEvent]
+    task: Task
+    done: asyncio.Future[None]
+
+
+class Journal:
+    """Writes events and task snapshots in batches, then publishes the events."""
+
+    def __init__(
+        self, store: TaskStore, bus: EventBus, *, flush_interval: float, max_batch: int
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._flush_interval = flush_interval
+        self._max_batch = max_batch
+        self._pending: deque[_Write] = deque()
+        self._arrived = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start the background writer."""
+        self._writer = asyncio.create_task(self._run(), name="journal-writer")
+
+    async def stop(self) -> None:
+        """Write everything still pending, then stop the writer."""
+        self._stopping = True
+        self._arrived.set()
+        self._urgent.set()
+        if self._writer is not None:
+            await self._writer
+            self._writer = None
+
+    def append(self, events: list[TaskEvent], task: Task, *, urgent: bool) -> asyncio.Future[None]:
+        """Queue ``events`` and the new state of ``task`` for the next commit.
+
+        The returned future resolves once both are committed and the events
+        published. ``urgent`` writes do not wait for the batching interval.
+        """
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append(_Write(events, task, done))
+        self._arrived.set()
+        if urgent:
+            self._urgent.set()
+        return done
+
+    @property
+    def backlog(self) -> int:
+        """Writes not yet committed."""
+        return len(self._pending)
+
+    async def _run(self) -> None:
+        while not (self._stopping and not self._pending):
+            await self._arrived.wait()
+            if not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self._flush_interval)
+            size = min(self._max_batch, len(self._pending))
+            batch = [self._pending.popleft() for _ in range(size)]
+            if not self._pending:
+                self._arrived.clear()
+                if not self._stopping:
+                    self._urgent.clear()
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[_Write]) -> None:
+        events = [event for write in batch for event in write.events]
+        tasks = list({write.task.id: write.task for write in batch}.values())
+        attempt = 0
+        while True:
+            try:
+                await self._store.commit(events, tasks)
+                break
+            except Exception:
+                # The store is the source of truth: never drop a write; retry until it lands.
+                delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
+                _log.exception("event write failed; retrying in %.2fs", delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+        await self._bus.publish(events)
+        for write in batch:
+            if not write.done.done():
+                write.done.set_result(None)

@@ -1,0 +1,421 @@
+"""The orchestrator's front door: every operation the API offers, in domain terms."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from switchboard.server.agents import AgentRuntime
+from switchboard.server.config import Settings
+from switchboard.server.domain import (
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    StateChanged,
+    Task,
+    TaskError,
+    TaskEvent,
+    TaskSpec,
+    TaskState,
+    TokenUsage,
+    Unavailable,
+)
+from switchboard.server.events import EventBus
+from switchboard.server.orchestrator import limits, paging
+from switchboard.server.orchestrator.journal import Journal
+from switchboard.server.orchestrator.runner import TaskRunner
+from switchboard.server.orchestrator.scheduler import Scheduler
+from switchboard.server.orchestrator.status import AgentStatus
+from switchboard.server.orchestrator.tracked import TrackedTask, utcnow
+from switchboard.server.orchestrator.watch import watch_events
+from switchboard.server.store import TaskStore
+
+_log = logging.getLogger(__name__)
+
+# Execute ends its task this long (at most) before the call's deadline, so the
+# caller receives the TIMED_OUT task instead of a bare DEADLINE_EXCEEDED.
+_DEADLINE_MARGIN = 0.25
+_CALLER_GONE = "cancelled: the Execute caller went away"
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task to create: the spec as received and its optional idempotency key."""
+
+    spec: TaskSpec
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of ListTasks."""
+
+    tasks: list[Task]
+    next_page_token: str
+
+
+@dataclass(slots=True)
+class _AgentCounters:
+    outcomes: Counter[TaskState] = field(default_factory=Counter)
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    last_error: str = ""
+    last_error_time: datetime | None = None
+
+
+class Orchestrator:
+    """Accepts, schedules, runs, cancels and streams tasks.
+
+    ``owner`` is the caller's identity (empty when auth is off); a task is visible
+    only to its owner. ``deadline`` is the caller's remaining time in seconds, or
+    None when the call has no deadline.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: TaskStore,
+        bus: EventBus,
+        runtimes: Mapping[str, AgentRuntime],
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._bus = bus
+        self._runtimes = dict(runtimes)
+        self._agents = {agent.name: agent for agent in settings.agents}
+        self._scheduler = Scheduler(
+            settings.queue.max_concurrency,
+            {agent.name: agent.max_concurrency for agent in settings.agents},
+        )
+        self._journal = Journal(
+            store,
+            bus,
+            flush_interval=settings.store.flush_interval.total_seconds(),
+            max_batch=settings.store.max_batch,
+        )
+        self._runner = TaskRunner(self._ended)
+        self._tracked: dict[str, TrackedTask] = {}
+        self._counters = {agent.name: _AgentCounters() for agent in settings.agents}
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover unfinished tasks from the store and start the workers."""
+        self._journal.start()
+        for task in await self._store.unfinished_tasks():
+            await self._recover(task)
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="task-dispatcher")
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking work; let running tasks finish for ``grace`` s, then requeue them.
+
+        Queued tasks stay QUEUED in the store; interrupted ones go back to QUEUED
+        with a StateChanged event. Both run when the server starts again.
+        """
+        self._stopping = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        for timer in self._timers.values():
+            timer.cancel()
+        runners = [t.runner for t in self._tracked.values() if t.runner is not None]
+        if runners:
+            _, late = await asyncio.wait(runners, timeout=grace)
+            for runner in late:
+                runner.cancel()
+            if late:
+                _log.warning("requeued %d tasks still running after the grace period", len(late))
+                await asyncio.wait(late)
+        await self._journal.stop()
+
+    async def ready(self) -> bool:
+        """True when the store answers and the workers run."""
+        if self._stopping or self._dispatcher is None or self._dispatcher.done():
+            return False
+        try:
+            await self._store.ping()
+        except Exception:
+            _log.warning("readiness: the store does not answer", exc_info=True)
+            return False
+        return True
+
+    # -- creating and running --------------------------------------------------------
+
+    async def submit(self, new: NewTask, *, owner: str = "") -> Task:
+        """Validate and queue a task; a repeated request_id returns the first task."""
+        self._validate([new], "task", "request_id")
+        return (await self._create(new, owner, None)).task
+
+    async def execute(
+        self, new: NewTask, *, owner: str = "", deadline: float | None = None
+    ) -> Task:
+        """Run a task to its end and return it; cancelling the caller cancels the task."""
+        self._validate([new], "task", "request_id")
+        tracked = await self._create(new, owner, self._deadline_at(deadline))
+        return await self._wait_final(tracked)
+
+    async def execute_batch(
+        self, batch: Sequence[NewTask], *, owner: str = "", deadline: float | None = None
+    ) -> AsyncGenerator[tuple[int, Task], None]:
+        """Validate all, then run all; yield (index, final task) as each ends."""
+        violations = limits.batch_violations(len(batch))
+        if not violations:
+            self._validate(batch, "requests[{i}].task", "requests[{i}].request_id")
+        limits.raise_if_any(violations)
+        deadline_at = self._deadline_at(deadline)
+        created = [await self._create(new, owner, deadline_at) for new in batch]
+        waiters = {
+            asyncio.ensure_future(self._wait_final(tracked)): index
+            for index, tracked in enumerate(created)
+        }
+        try:
+            pending = set(waiters)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in sorted(done, key=waiters.__getitem__):
+                    yield waiters[waiter], waiter.result()
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _validate(self, batch: Sequence[NewTask], spec_path: str, request_id_path: str) -> None:
+        violations: list[FieldViolation] = []
+        for index, new in enumerate(batch):
+            violations += limits.spec_violations(
+                new.spec, self._settings, spec_path.format(i=index)
+            )
+            violations += limits.request_id_violations(
+                new.request_id, request_id_path.format(i=index)
+            )
+        limits.raise_if_any(violations)
+
+    @staticmethod
+    def _deadline_at(remaining: float | None) -> float | None:
+        if remaining is None:
+            return None
+        margin = min(_DEADLINE_MARGIN, remaining * 0.1)
+        return asyncio.get_running_loop().time() + remaining - margin
+
+    async def _create(self, new: NewTask, owner: str, deadline: float | None) -> TrackedTask:
+        if self._stopping:
+            raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
+        if len(self._scheduler) >= self._settings.queue.max_queued:
+            raise ResourceExhausted(
+                "the task queue is full", reason="QUEUE_FULL", retry_after=timedelta(seconds=1)
+            )
+        now = utcnow()
+        spec = limits.with_defaults(new.spec, self._settings)
+        task = Task(
+            id=str(uuid.uuid4()),
+            spec=spec,
+            state=TaskState.QUEUED,
+            create_time=now,
+            owner=owner,
+            request_id=new.request_id,
+            last_sequence=1,
+        )
+        first = TaskEvent(task.id, 1, now, StateChanged(TaskState.QUEUED, None, "accepted"))
+        stored, created = await self._store.create_task(task, first)
+        if not created:
+            # A repeated request_id: the first request's task, live if it runs here.
+            return self._tracked.get(stored.id) or TrackedTask(stored, self._journal)
+        tracked = TrackedTask(stored, self._journal, deadline)
+        self._track(tracked)
+        if deadline is not None:
+            self._timers[task.id] = asyncio.create_task(self._expire_queued(tracked, deadline))
+        await self._bus.publish([first])
+        return tracked
+
+    def _track(self, tracked: TrackedTask) -> None:
+        task = tracked.task
+        self._tracked[task.id] = tracked
+        self._scheduler.push(task.id, task.spec.agent, task.spec.priority)
+
+    async def _wait_final(self, tracked: TrackedTask) -> Task:
+        task = tracked.task
+        if task.state.terminal:
+            return task
+        if self._tracked.get(task.id) is not tracked:
+            # Not (yet) run by this orchestrator, e.g. a duplicate request racing the
+            # first one's creation: follow its events to the end instead.
+            async with contextlib.aclosing(
+                watch_events(self._store, self._bus, task.id, task.last_sequence)
+            ) as events:
+                async for _ in events:
+                    pass
+            return await self.get(task.id, owner=task.owner)
+        try:
+            await tracked.finished.wait()
+        except asyncio.CancelledError:
+            # On shutdown the task is requeued rather than cancelled with its caller.
+            if not self._stopping:
+                await asyncio.shield(self._cancel_tracked(tracked, _CALLER_GONE))
+            raise
+        return tracked.task
+
+    async def _expire_queued(self, tracked: TrackedTask, deadline: float) -> None:
+        """End the task TIMED_OUT if the Execute deadline passes while it is queued."""
+        await asyncio.sleep(deadline - asyncio.get_running_loop().time())
+        self._timers.pop(tracked.task.id, None)
+        if self._scheduler.remove(tracked.task.id):
+            message = "the deadline passed while the task was queued"
+            error = TaskError("DEADLINE_EXCEEDED", message, "TASK_TIMED_OUT")
+            await self._finish_queued(tracked, TaskState.TIMED_OUT, error)
+
+    async def _finish_queued(
+        self, tracked: TrackedTask, state: TaskState, error: TaskError
+    ) -> None:
+        await tracked.transition(state, error.message, error)
+        self._ended(tracked, state, release=False)
+
+    async def _dispatch(self) -> None:
+        while True:
+            task_id, agent = await self._scheduler.take()
+            tracked = self._tracked[task_id]
+            tracked.runner = asyncio.create_task(
+                self._runner.run(tracked, self._agents[agent], self._runtimes[agent]),
+                name=f"task-{task_id}",
+            )
+
+    def _ended(self, tracked: TrackedTask, state: TaskState, *, release: bool = True) -> None:
+        """A run (or a queued task) ended in ``state``; update the books."""
+        task = tracked.task
+        if release:
+            self._scheduler.release(task.spec.agent)
+        tracked.runner = None
+        if not state.terminal:
+            return
+        timer = self._timers.pop(task.id, None)
+        if timer is not None:
+            timer.cancel()
+        counters = self._counters[task.spec.agent]
+        counters.outcomes[state] += 1
+        counters.usage += task.usage
+        if task.error is not None and state is not TaskState.CANCELLED:
+            counters.last_error, counters.last_error_time = task.error.message, task.end_time
+        del self._tracked[task.id]
+        tracked.finished.set()
+
+    async def _recover(self, task: Task) -> None:
+        """Take back a task left unfinished by an earlier run of the server."""
+        tracked = TrackedTask(task, self._journal)
+        agent = self._agents.get(task.spec.agent)
+        if agent is None:
+            reason = f"agent {task.spec.agent!r} is no longer configured"
+            error = TaskError("FAILED_PRECONDITION", reason, "AGENT_REMOVED")
+            await tracked.transition(TaskState.FAILED, reason, error)
+            return
+        if task.state is TaskState.RUNNING:
+            if task.attempts >= agent.retry_attempts:
+                reason = f"interrupted by a server stop on each of its {task.attempts} attempts"
+                error = TaskError("ABORTED", reason, "TASK_INTERRUPTED")
+                await tracked.transition(TaskState.FAILED, reason, error)
+                return
+            await tracked.transition(TaskState.QUEUED, "the server restarted; queued again")
+        self._track(tracked)
+
+    # -- reading and cancelling --------------------------------------------------------
+
+    async def get(self, task_id: str, *, owner: str = "") -> Task:
+        """The task, or NotFound."""
+        if not task_id:
+            raise InvalidArgument([FieldViolation("task_id", "must not be empty")])
+        tracked = self._tracked.get(task_id)
+        task = tracked.task if tracked is not None else await self._store.get_task(task_id)
+        if task is None or task.owner != owner:
+            raise NotFound("task", task_id)
+        return task
+
+    async def list_tasks(
+        self,
+        *,
+        owner: str = "",
+        state: TaskState | None = None,
+        agent: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> TaskPage:
+        """A page of tasks, newest first."""
+        size = limits.checked_page_size(page_size)
+        key = paging.filter_key(owner, state.value if state else "", agent)
+        cursor = paging.decode_token(page_token, key)
+        tasks = await self._store.list_tasks(
+            owner=owner, state=state, agent=agent or None, limit=size + 1, before=cursor
+        )
+        if len(tasks) <= size:
+            return TaskPage(tasks, "")
+        return TaskPage(tasks[:size], paging.encode_token(tasks[size - 1], key))
+
+    async def cancel(self, task_id: str, *, owner: str = "") -> Task:
+        """Cancel (idempotently) and return the final task."""
+        task = await self.get(task_id, owner=owner)
+        tracked = self._tracked.get(task.id)
+        if tracked is None:
+            return task
+        await self._cancel_tracked(tracked, "cancelled by request")
+        return tracked.task
+
+    async def _cancel_tracked(self, tracked: TrackedTask, reason: str) -> None:
+        if tracked.finished.is_set():
+            return
+        if self._scheduler.remove(tracked.task.id):
+            error = TaskError("CANCELLED", reason, "TASK_CANCELLED")
+            await self._finish_queued(tracked, TaskState.CANCELLED, error)
+            return
+        tracked.cancel_running(reason)
+        await tracked.finished.wait()
+
+    async def watch(
+        self, task_id: str, *, after_sequence: int = 0, owner: str = ""
+    ) -> AsyncGenerator[TaskEvent, None]:
+        """Events after ``after_sequence``: stored, then live, ending after the terminal one."""
+        if after_sequence < 0:
+            raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
+        await self.get(task_id, owner=owner)
+        async with contextlib.aclosing(
+            watch_events(self._store, self._bus, task_id, after_sequence)
+        ) as events:
+            async for event in events:
+                yield event
+
+    # -- agents ----------------------------------------------------------------------------
+
+    def agents(self) -> list[AgentStatus]:
+        """Every configured agent, the default first, then by name."""
+        default = self._settings.default_agent
+        names = sorted(self._agents, key=lambda name: (name != default, name))
+        return [self.agent(name) for name in names]
+
+    def agent(self, name: str) -> AgentStatus:
+        """One agent's status, or NotFound."""
+        config = self._agents.get(name)
+        if config is None:
+            raise NotFound("agent", name)
+        counters = self._counters[name]
+        return AgentStatus(
+            name=name,
+            description=config.description,
+            model=config.model,
+            tools=(),
+            handoffs=(),
+            max_concurrency=config.max_concurrency,
+            default=name == self._settings.default_agent,
+            healthy=True,
+            circuit_state="closed",
+            in_flight=self._scheduler.running(name),
+            queued=self._scheduler.queued(name),
+            outcomes=dict(counters.outcomes),
+            usage=counters.usage,
+            last_error=counters.last_error,
+            last_error_time=counters.last_error_time,
+        )

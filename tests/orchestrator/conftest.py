@@ -1,0 +1,110 @@
+"""A real orchestrator on a real store and bus, with agents on real runtimes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from switchboard.server.agents import AgentRuntime, build_runtimes
+from switchboard.server.config import AgentConfig, Settings
+from switchboard.server.domain import Task, TaskEvent, TaskSpec
+from switchboard.server.events import InProcessBus
+from switchboard.server.orchestrator import NewTask, Orchestrator
+from switchboard.server.store import TaskStore
+
+RuntimeFactory = Callable[[Settings], dict[str, AgentRuntime]]
+
+
+@dataclass
+class Harness:
+    """Everything a test needs to drive the orchestrator and look at its store."""
+
+    settings: Settings
+    store: TaskStore
+    bus: InProcessBus
+    orchestrator: Orchestrator
+    runtimes: RuntimeFactory
+    registry: list[Harness]
+    _stopped: bool = field(default=False)
+
+    async def execute(self, text: str = "hello", **spec: Any) -> Task:
+        """Execute a task with ``text`` as input."""
+        return await self.orchestrator.execute(NewTask(TaskSpec(input=text, **spec)))
+
+    async def submit(self, text: str = "hello", request_id: str = "", **spec: Any) -> Task:
+        """Submit a task with ``text`` as input."""
+        return await self.orchestrator.submit(NewTask(TaskSpec(input=text, **spec), request_id))
+
+    async def events(self, task_id: str, after: int = 0) -> list[TaskEvent]:
+        """Every event of the task after ``after``, through WatchTask."""
+        return [event async for event in self.orchestrator.watch(task_id, after_sequence=after)]
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop the orchestrator (a server shutdown)."""
+        if not self._stopped:
+            self._stopped = True
+            await self.orchestrator.stop(grace)
+
+    async def restart(self, grace: float = 5.0) -> Harness:
+        """Stop this orchestrator and start a new one on the same store."""
+        await self.stop(grace)
+        return await _start(self.settings, self.store, self.runtimes, self.registry)
+
+
+async def _start(
+    settings: Settings, store: TaskStore, runtimes: RuntimeFactory, registry: list[Harness]
+) -> Harness:
+    bus = InProcessBus()
+    orchestrator = Orchestrator(settings, store, bus, runtimes(settings))
+    await orchestrator.start()
+    harness = Harness(settings, store, bus, orchestrator, runtimes, registry)
+    registry.append(harness)
+    return harness
+
+
+def make_settings(database_url: str, *agents: AgentConfig, **overrides: Any) -> Settings:
+    """Settings for a test: the given agents (the first is the default)."""
+    agents = agents or (AgentConfig(name="assistant", model="offline"),)
+    return Settings(
+        database_url=database_url,
+        agents=list(agents),
+        default_agent=agents[0].name,
+        **overrides,
+    )
+
+
+HarnessFactory = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def make_harness(database_url: str) -> AsyncIterator[HarnessFactory]:
+    """Start orchestrators on a fresh database (SQLite, then PostgreSQL); stop them after."""
+    started: list[Harness] = []
+    stores: list[TaskStore] = []
+
+    async def make(
+        *agents: AgentConfig, runtimes: RuntimeFactory = build_runtimes, **overrides: Any
+    ) -> Harness:
+        settings = make_settings(database_url, *agents, **overrides)
+        store = await TaskStore.open(settings.database_url, migrate=True)
+        stores.append(store)
+        return await _start(settings, store, runtimes, started)
+
+    yield make
+    for harness in started:
+        await harness.stop(grace=0)
+    for store in stores:
+        await store.close()
+
+
+@pytest.fixture
+async def harness(make_harness: HarnessFactory) -> Harness:
+    """An orchestrator with the default offline agent."""
+    return await make_harness()
+
+
+FAST = timedelta(seconds=1)
