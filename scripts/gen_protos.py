@@ -30,7 +30,9 @@ def generate(out: Path) -> None:
     (out / PACKAGE).mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
             f"-I{PROTOS}",
             f"--python_out={out}",
             f"--pyi_out={out}",
@@ -64,7 +66,9 @@ def check() -> int:
                 difflib.unified_diff(
                     old.read_text().splitlines(keepends=True) if old.exists() else [],
                     new.read_text().splitlines(keepends=True) if new.exists() else [],
-                    f"committed/{name}", f"fresh/{name}", n=1,
+                    f"committed/{name}",
+                    f"fresh/{name}",
+                    n=1,
                 )
             )
     if stale:

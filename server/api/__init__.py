@@ -1,0 +1,6 @@
+"""The gRPC edge: servicers that turn messages into orchestrator calls and back."""
+
+from switchboard.server.api.agents import AgentServicer
+from switchboard.server.api.tasks import TaskServicer
+
+__all__ = ["AgentServicer", "TaskServicer"]

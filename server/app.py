@@ -1,0 +1,234 @@
+"""The server process: store, orchestrator and the gRPC server in front of them.
+
+Besides the two services, the server answers the standard health protocol
+(liveness on ``""``, readiness on each service name) and server reflection, so
+``grpcurl`` works without proto files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from switchboard.server.agents import build_runtimes
+from switchboard.server.api import AgentServicer, TaskServicer
+from switchboard.server.config import Settings
+from switchboard.server.events import InProcessBus
+from switchboard.server.interceptors import ErrorsInterceptor
+from switchboard.server.orchestrator import Orchestrator
+from switchboard.server.store import TaskStore
+from switchboard.v1 import agents_pb2, agents_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+
+_log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
+    agents_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+)
+"""The services whose readiness the health protocol reports."""
+
+# Cheap enough (one store round trip) to run this often without a thought.
+_READINESS_INTERVAL = 5.0
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class BindError(RuntimeError):
+    """The server could not listen on its address (taken, or not an address of this host)."""
+
+
+class App:
+    """One Switchboard server. It starts once; ``stop`` ends it for good."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # The grpc_health stubs do not know the aio module.
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self._server: grpc.aio.Server | None = None
+        self._store: TaskStore | None = None
+        self._orchestrator: Orchestrator | None = None
+        self._readiness: asyncio.Task[None] | None = None
+        self._ready: bool | None = None
+        self._port = 0
+        self._started = False
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (0 until it started)."""
+        return self._port
+
+    @property
+    def orchestrator(self) -> Orchestrator:
+        """The running orchestrator; an error before ``start``."""
+        if self._orchestrator is None:
+            raise RuntimeError("the app has not started")
+        return self._orchestrator
+
+    async def start(self) -> int:
+        """Open the store, start the orchestrator, then serve; return the bound port."""
+        if self._started:
+            raise RuntimeError("an App starts once")
+        self._started = True
+        # Fail fast on a taken port, before a second server on the same database
+        # recovers (requeues) the tasks the first one is running.
+        problem = _bind_problem(self.settings.address)
+        if problem is not None:
+            raise BindError(f"cannot listen on {self.settings.address}: {problem}")
+        try:
+            await self._start_parts()
+        except BaseException:
+            await self.stop(0)
+            raise
+        return self._port
+
+    async def _start_parts(self) -> None:
+        settings = self.settings
+        self._store = await TaskStore.open(
+            settings.database_url, migrate=settings.store.auto_migrate
+        )
+        self._orchestrator = Orchestrator(
+            settings, self._store, InProcessBus(), build_runtimes(settings)
+        )
+        await self._orchestrator.start()
+        # The server comes last and starts right after binding: a gRPC server that
+        # bound a port but never started keeps the port until the process ends.
+        server = grpc.aio.server(
+            interceptors=[ErrorsInterceptor()],
+            options=[
+                ("grpc.so_reuseport", 0),  # otherwise a taken port is shared silently
+                ("grpc.max_send_message_length", settings.server.max_message_bytes),
+                ("grpc.max_receive_message_length", settings.server.max_message_bytes),
+            ],
+        )
+        self._port = _bind(server, settings.address)
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self._orchestrator), server)
+        agents_pb2_grpc.add_AgentServiceServicer_to_server(
+            AgentServicer(self._orchestrator), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        for name in SERVICE_NAMES:
+            await self._health.set(name, _NOT_SERVING)
+        await server.start()
+        self._server = server
+        _log.info(
+            "listening on %s (port %d)",
+            settings.address,
+            self._port,
+            extra={"address": settings.address, "port": self._port},
+        )
+        await self._check_readiness()
+        self._readiness = asyncio.create_task(self._watch_readiness(), name="readiness")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Shut down gracefully: NOT_SERVING, refuse new calls, drain, stop work, close.
+
+        In-flight calls and running tasks get ``grace`` seconds each (default: the
+        configured grace period). Stopping a stopped App does nothing.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        if grace is None:
+            grace = self.settings.server.grace_period.total_seconds()
+        if self._readiness is not None:
+            self._readiness.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._readiness
+            self._readiness = None
+        await self._health.enter_graceful_shutdown()
+        _log.info("shutdown: health reports NOT_SERVING")
+        if self._server is not None:
+            _log.info("shutdown: refusing new calls; in-flight calls get %.1f s", grace)
+            await self._server.stop(grace)
+            self._server = None
+        if self._orchestrator is not None:
+            _log.info("shutdown: stopping the orchestrator; running tasks get %.1f s", grace)
+            await self._orchestrator.stop(grace)
+            self._orchestrator = None
+        if self._store is not None:
+            _log.info("shutdown: closing the store")
+            await self._store.close()
+            self._store = None
+        _log.info("shutdown: done")
+
+    async def serve(self) -> None:
+        """Start, run until SIGTERM or SIGINT, then stop gracefully."""
+        await self.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for signum in signals:
+            loop.add_signal_handler(signum, _on_signal, signum, stopping)
+        try:
+            await stopping.wait()
+        finally:
+            # A second signal during the graceful stop takes its default action: exit now.
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+            await self.stop()
+
+    async def _watch_readiness(self) -> None:
+        while True:
+            await asyncio.sleep(_READINESS_INTERVAL)
+            await self._check_readiness()
+
+    async def _check_readiness(self) -> None:
+        try:
+            ready = await self.orchestrator.ready()
+        except Exception:
+            _log.warning("readiness check failed", exc_info=True)
+            ready = False
+        if ready == self._ready:
+            return
+        self._ready = ready
+        _log.info("readiness: %s", "SERVING" if ready else "NOT_SERVING")
+        for name in SERVICE_NAMES:
+            await self._health.set(name, _SERVING if ready else _NOT_SERVING)
+
+
+def _on_signal(signum: signal.Signals, stopping: asyncio.Event) -> None:
+    _log.info("received %s: shutting down", signum.name)
+    stopping.set()
+
+
+def _bind(server: grpc.aio.Server, address: str) -> int:
+    try:
+        return server.add_insecure_port(address)
+    except RuntimeError as exc:  # gRPC says only "Failed to bind"
+        problem = _bind_problem(address) or "gRPC could not bind it"
+        raise BindError(f"cannot listen on {address}: {problem}") from exc
+
+
+def _bind_problem(address: str) -> str | None:
+    """Why the OS would refuse to listen on ``address``; None when it would not.
+
+    Like gRPC, an address is usable when any of the addresses it resolves to binds.
+    """
+    host, _, port = address.rpartition(":")
+    try:
+        candidates = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    problems = []
+    for family, kind, proto, _, sockaddr in candidates:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind(sockaddr)
+        except OSError as exc:
+            problems.append(exc.strerror or str(exc))
+        else:
+            return None
+    return problems[0]
