@@ -1,0 +1,1 @@
+"""End-to-end tests: real programs (grpcurl, Node.js, pip, the bench) against real servers."""
