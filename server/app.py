@@ -12,12 +12,13 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Callable, Mapping
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from switchboard.server.agents import build_runtimes
+from switchboard.server.agents import AgentRuntime, build_runtimes
 from switchboard.server.api import AgentServicer, TaskServicer
 from switchboard.server.config import Settings
 from switchboard.server.events import InProcessBus
@@ -47,8 +48,14 @@ class BindError(RuntimeError):
 class App:
     """One Switchboard server. It starts once; ``stop`` ends it for good."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtimes: Callable[[Settings], Mapping[str, AgentRuntime]] = build_runtimes,
+    ) -> None:
+        """``runtimes`` builds the agents' runtimes from the settings (the default does)."""
         self.settings = settings
+        self._runtimes = runtimes
         # The grpc_health stubs do not know the aio module.
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._server: grpc.aio.Server | None = None
@@ -95,7 +102,7 @@ class App:
             settings.database_url, migrate=settings.store.auto_migrate
         )
         self._orchestrator = Orchestrator(
-            settings, self._store, InProcessBus(), build_runtimes(settings)
+            settings, self._store, InProcessBus(), self._runtimes(settings)
         )
         await self._orchestrator.start()
         # The server comes last and starts right after binding: a gRPC server that
@@ -148,14 +155,23 @@ class App:
             self._readiness = None
         await self._health.enter_graceful_shutdown()
         _log.info("shutdown: health reports NOT_SERVING")
+        drain = self.settings.server.drain_delay.total_seconds()
+        if drain > 0 and self._server is not None:
+            # Calls still arrive until load balancers see NOT_SERVING: keep serving them.
+            _log.info("shutdown: serving %.1f s more while endpoints drop this server", drain)
+            await asyncio.sleep(drain)
+        # Together: the orchestrator stops taking work at once, so calls cut at the end
+        # of the grace period leave their tasks to be requeued, not cancelled.
+        stopping = []
         if self._server is not None:
             _log.info("shutdown: refusing new calls; in-flight calls get %.1f s", grace)
-            await self._server.stop(grace)
-            self._server = None
+            stopping.append(self._server.stop(grace))
         if self._orchestrator is not None:
             _log.info("shutdown: stopping the orchestrator; running tasks get %.1f s", grace)
-            await self._orchestrator.stop(grace)
-            self._orchestrator = None
+            stopping.append(self._orchestrator.stop(grace))
+        await asyncio.gather(*stopping)
+        self._server = None
+        self._orchestrator = None
         if self._store is not None:
             _log.info("shutdown: closing the store")
             await self._store.close()

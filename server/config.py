@@ -111,6 +111,11 @@ class ServerConfig(BaseModel):
         default=timedelta(seconds=20),
         description="On SIGTERM, how long in-flight calls and tasks may finish.",
     )
+    drain_delay: timedelta = Field(
+        default=timedelta(0),
+        description="On SIGTERM, how long to keep serving after readiness goes NOT_SERVING, "
+        "so load balancers stop sending calls first (e.g. 5 s on Kubernetes).",
+    )
     max_message_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest request or response."
     )

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from switchboard.server.agents import build_runtimes
 from switchboard.server.app import App
 from switchboard.server.config import Settings
 
@@ -97,19 +98,20 @@ ServerFactory = Callable[..., Awaitable[RunningServer]]
 async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """Start servers with settings overrides (``Settings`` keywords); stop them after the test.
 
+    ``runtimes`` replaces the agents' runtime factory (e.g. a scripted model).
     Defaults: ``127.0.0.1:0``, a new SQLite file per server in ``tmp_path``, a grace
     period of 2 s. Stopping an App twice is harmless, so tests may stop their own.
     """
     started: list[App] = []
 
-    async def start(**overrides: Any) -> RunningServer:
+    async def start(runtimes: Any = build_runtimes, **overrides: Any) -> RunningServer:
         values: dict[str, Any] = {
             "address": "127.0.0.1:0",
             "database_url": f"sqlite+aiosqlite:///{tmp_path / f'server-{len(started)}.db'}",
             "server": {"grace_period": timedelta(seconds=2)},
         }
         settings = Settings(**(values | overrides))
-        app = App(settings)
+        app = App(settings, runtimes)
         port = await app.start()
         started.append(app)
         return RunningServer(app, settings, f"127.0.0.1:{port}")

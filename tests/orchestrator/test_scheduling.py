@@ -18,7 +18,7 @@ from switchboard.server.domain import (
 )
 from switchboard.server.orchestrator import NewTask
 from tests.orchestrator.conftest import Harness, HarnessFactory
-from tests.orchestrator.scripted import ScriptedModel, provider_timeout, scripted_runtimes
+from tests.scripted_model import ScriptedModel, provider_timeout, scripted_runtimes
 
 
 @pytest.fixture
