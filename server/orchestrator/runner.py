@@ -51,7 +51,9 @@ class TaskRunner:
         self, tracked: TrackedTask, agent: AgentConfig, runtime: AgentRuntime, deadline: float
     ) -> TaskState:
         loop = asyncio.get_running_loop()
-        await tracked.transition(TaskState.RUNNING, attempts=tracked.task.attempts + 1)
+        # Not awaited: the journal writes events in order, and only the end must be
+        # stored before anyone is told about it.
+        tracked.transition(TaskState.RUNNING, attempts=tracked.task.attempts + 1)
         tracked.record(AgentChanged(agent.name), agent=agent.name)
         attempt = 1
         while True:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +47,11 @@ class TaskStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self.stats = StoreStats()
+        # SQLite has one writer at a time; a second one spins in its busy handler
+        # (sleeping up to tens of ms per try). Queue writers here instead.
+        self._write_turn: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = False) -> TaskStore:
@@ -81,7 +88,7 @@ class TaskStore:
         if event.task_id != task.id:
             raise ValueError(f"event of task {event.task_id!r} given for task {task.id!r}")
         try:
-            async with self._engine.begin() as connection:
+            async with self._write_turn, self._engine.begin() as connection:
                 await connection.execute(tasks.insert(), codec.task_to_row(task))
                 await connection.execute(task_events.insert(), codec.event_to_row(event))
         except IntegrityError:
@@ -153,7 +160,7 @@ class TaskStore:
         """
         if not events and not tasks:
             return
-        async with self._engine.begin() as connection:
+        async with self._write_turn, self._engine.begin() as connection:
             if events:
                 await connection.execute(
                     task_events.insert(), [codec.event_to_row(event) for event in events]
