@@ -96,6 +96,10 @@ class StoreConfig(BaseModel):
         description="How long the event writer gathers events into one commit.",
     )
     max_batch: int = Field(default=500, ge=1, description="Events per commit at most.")
+    shutdown_write_timeout: timedelta = Field(
+        default=timedelta(seconds=5),
+        description="At shutdown, how long to keep retrying event writes the store refuses.",
+    )
     auto_migrate: bool = Field(
         default=True,
         description="Apply migrations at start (off in production: run `switchboard migrate`).",

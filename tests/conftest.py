@@ -24,13 +24,13 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def _asyncpg_dsn(url: str) -> str:
+def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _admin() -> asyncpg.Connection:
     try:
-        return await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL), timeout=5)
+        return await asyncpg.connect(asyncpg_dsn(POSTGRES_URL), timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(
             f"PostgreSQL is required for this test and is not reachable at {POSTGRES_URL} "

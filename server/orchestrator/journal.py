@@ -51,14 +51,34 @@ class Journal:
         """Start the background writer."""
         self._writer = asyncio.create_task(self._run(), name="journal-writer")
 
-    async def stop(self) -> None:
-        """Write everything still pending, then stop the writer."""
+    async def stop(self, patience: float) -> None:
+        """Write everything still pending, then stop the writer.
+
+        When the store stays unreachable for ``patience`` seconds the pending writes
+        are given up (and logged): a stopping server must not hang. The tasks they
+        belonged to are recovered from their stored state at the next start.
+        """
         self._stopping = True
         self._arrived.set()
         self._urgent.set()
-        if self._writer is not None:
-            await self._writer
-            self._writer = None
+        if self._writer is None:
+            return
+        done, _ = await asyncio.wait({self._writer}, timeout=patience)
+        if not done:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        self._writer = None
+        if self._pending:
+            _log.error("giving up %d event writes: the store does not answer", len(self._pending))
+            self._give_up(list(self._pending))
+            self._pending.clear()
+
+    @staticmethod
+    def _give_up(writes: list[_Write]) -> None:
+        # Cancelled, not failed: whoever waits wakes up, and nobody has to collect an error.
+        for write in writes:
+            write.done.cancel()
 
     def append(self, events: list[TaskEvent], task: Task, *, urgent: bool) -> asyncio.Future[None]:
         """Queue ``events`` and the new state of ``task`` for the next commit.
@@ -67,6 +87,9 @@ class Journal:
         published. ``urgent`` writes do not wait for the batching interval.
         """
         done = asyncio.get_running_loop().create_future()
+        if self._stopping and self._writer is None:
+            done.cancel()  # the writer is gone: this write is given up like the others
+            return done
         self._pending.append(_Write(events, task, done))
         self._arrived.set()
         if urgent:
@@ -101,12 +124,20 @@ class Journal:
             try:
                 await self._store.commit(events, tasks)
                 break
+            except asyncio.CancelledError:
+                self._give_up(batch)
+                raise
             except Exception:
-                # The store is the source of truth: never drop a write; retry until it lands.
+                # The store is the source of truth: never drop a write; retry until it lands
+                # (or until a stopping server gives up, see stop()).
                 delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
-                _log.exception("event write failed; retrying in %.2fs", delay)
+                _log.warning("event write failed; retrying in %.2fs", delay, exc_info=True)
                 attempt += 1
-                await asyncio.sleep(delay)
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    self._give_up(batch)
+                    raise
         await self._bus.publish(events)
         for write in batch:
             if not write.done.done():

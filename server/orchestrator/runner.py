@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -97,20 +98,22 @@ class TaskRunner:
             return TaskState.SUCCEEDED
 
     async def _interrupted(self, tracked: TrackedTask) -> TaskState:
-        # Shielded: the write must land even though this coroutine is being cancelled.
         if tracked.task.state.terminal:
             # The cancellation came after the run ended: the end stands.
-            if tracked.last_write is not None:
-                await asyncio.shield(tracked.last_write)
-            return tracked.task.state
-        if tracked.cancel_reason:
+            end, state = tracked.last_write, tracked.task.state
+        elif tracked.cancel_reason:
             error = TaskError("CANCELLED", tracked.cancel_reason, "TASK_CANCELLED")
-            await asyncio.shield(
-                tracked.transition(TaskState.CANCELLED, tracked.cancel_reason, error)
-            )
-            return TaskState.CANCELLED
-        await asyncio.shield(tracked.transition(TaskState.QUEUED, SHUTDOWN_REASON))
-        return TaskState.QUEUED
+            end = tracked.transition(TaskState.CANCELLED, tracked.cancel_reason, error)
+            state = TaskState.CANCELLED
+        else:
+            end, state = tracked.transition(TaskState.QUEUED, SHUTDOWN_REASON), TaskState.QUEUED
+        # Shielded: the write must land even though this coroutine is being cancelled.
+        # It is cancelled itself only when a stopping server gives up on a store that
+        # is down; the stored state is then recovered at the next start.
+        if end is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(end)
+        return state
 
     @staticmethod
     def _run_of(tracked: TrackedTask, attempt: int) -> AgentRun:

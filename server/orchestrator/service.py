@@ -128,15 +128,20 @@ class Orchestrator:
                 await self._dispatcher
         for timer in self._timers.values():
             timer.cancel()
+        patience = self._settings.store.shutdown_write_timeout.total_seconds()
         runners = [t.runner for t in self._tracked.values() if t.runner is not None]
+        late: set[asyncio.Task[None]] = set()
         if runners:
             _, late = await asyncio.wait(runners, timeout=grace)
             for runner in late:
                 runner.cancel()
             if late:
-                _log.warning("requeued %d tasks still running after the grace period", len(late))
-                await asyncio.wait(late)
-        await self._journal.stop()
+                _log.warning("requeueing %d tasks still running after the grace period", len(late))
+                # Time for each to record its requeue; a store that is down makes them wait.
+                _, late = await asyncio.wait(late, timeout=patience)
+        await self._journal.stop(patience)
+        if late:  # they were waiting for writes the journal just gave up
+            await asyncio.wait(late)
 
     async def ready(self) -> bool:
         """True when the store answers and the workers run."""

@@ -52,10 +52,10 @@ class Harness:
     async def restart(self, grace: float = 5.0) -> Harness:
         """Stop this orchestrator and start a new one on the same store."""
         await self.stop(grace)
-        return await _start(self.settings, self.store, self.runtimes, self.registry)
+        return await start_harness(self.settings, self.store, self.runtimes, self.registry)
 
 
-async def _start(
+async def start_harness(
     settings: Settings, store: TaskStore, runtimes: RuntimeFactory, registry: list[Harness]
 ) -> Harness:
     bus = InProcessBus()
@@ -92,7 +92,7 @@ async def make_harness(database_url: str) -> AsyncIterator[HarnessFactory]:
         settings = make_settings(database_url, *agents, **overrides)
         store = await TaskStore.open(settings.database_url, migrate=True)
         stores.append(store)
-        return await _start(settings, store, runtimes, started)
+        return await start_harness(settings, store, runtimes, started)
 
     yield make
     for harness in started:
