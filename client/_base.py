@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,7 +36,7 @@ def typed_errors() -> Iterator[None]:
         raise error_from_rpc(error) from error
 
 
-class ClientBase:
+class ClientBase(abc.ABC):
     """Settings common to :class:`Client` and :class:`AsyncClient`.
 
     Args:
@@ -80,9 +81,9 @@ class ClientBase:
         self.watch_retry = watch_retry or RetryPolicy()
         self._open_channel()
 
+    @abc.abstractmethod
     def _open_channel(self) -> None:
         """Create the channel and the stubs (sync or ``grpc.aio``, per subclass)."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address!r})"
