@@ -69,7 +69,7 @@ class TaskRunner:
                 delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)) * random.random()
                 if not (
                     exc.retryable
-                    and attempt < agent.retry_attempts
+                    and attempt < agent.retry.attempts
                     and loop.time() + delay < deadline
                 ):
                     code = "UNAVAILABLE" if exc.retryable else "FAILED_PRECONDITION"

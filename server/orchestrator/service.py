@@ -321,7 +321,7 @@ class Orchestrator:
             await tracked.transition(TaskState.FAILED, reason, error)
             return
         if task.state is TaskState.RUNNING:
-            if task.attempts >= agent.retry_attempts:
+            if task.attempts >= agent.retry.attempts:
                 reason = f"interrupted by a server stop on each of its {task.attempts} attempts"
                 error = TaskError("ABORTED", reason, "TASK_INTERRUPTED")
                 await tracked.transition(TaskState.FAILED, reason, error)
