@@ -49,6 +49,8 @@ def _task_options(args: argparse.Namespace) -> TaskOptions:
         options["priority"] = args.priority
     if args.task_timeout is not None:
         options["task_timeout"] = args.task_timeout
+    if args.no_cache:
+        options["no_cache"] = True
     return options
 
 

@@ -60,6 +60,14 @@ def state_text(state: int) -> Text:
     return Text(state_name(state), style=_STATE_STYLES.get(state, ""))
 
 
+def task_state_text(task: tasks_pb2.Task) -> Text:
+    """The task's state, coloured, marked ``(cached)`` when the result cache served it."""
+    text = state_text(task.state)
+    if task.cached:
+        text.append(" (cached)", style="dim")
+    return text
+
+
 def status_text(status: status_pb2.Status) -> str:
     """``DEADLINE_EXCEEDED: task ran out of time`` for a google.rpc.Status."""
     return f"{_short_name(code_pb2.Code, status.code, '')}: {status.message}"
@@ -93,7 +101,7 @@ def task_details(task: tasks_pb2.Task, *, with_output: bool = True) -> Renderabl
     """A task as field/value lines, then a blank line and its output."""
     rows: list[tuple[str, str | Text]] = [
         ("id", task.id),
-        ("state", state_text(task.state)),
+        ("state", task_state_text(task)),
         ("agent", task.agent or task.spec.agent),
         ("priority", _short_name(tasks_pb2.TaskPriority, task.spec.priority, "TASK_PRIORITY_")),
         ("attempts", str(task.attempts)),
@@ -126,7 +134,7 @@ def tasks_table(tasks: Iterable[tasks_pb2.Task], width: int) -> Table:
     rows = [
         (
             Text(task.id),
-            state_text(task.state),
+            task_state_text(task),
             Text(task.agent or task.spec.agent),
             Text(_time(task, "create_time")),
             Text(_duration(task)),

@@ -49,6 +49,8 @@ class TaskOptions(TypedDict, total=False):
     priority: Priority
     #: How long the task may run, in seconds or as a timedelta (TaskSpec.timeout).
     task_timeout: float | timedelta
+    #: True to bypass the server's result cache: neither read nor write it (TaskSpec.no_cache).
+    no_cache: bool
 
 
 def enum_value(enum: EnumTypeWrapper, prefix: str, value: str | int) -> int:
@@ -121,6 +123,8 @@ def task_spec(task: str | tasks_pb2.TaskSpec, options: TaskOptions) -> tasks_pb2
         spec.priority = priority_value(options["priority"])
     if "task_timeout" in options:
         spec.timeout.CopyFrom(duration(options["task_timeout"]))
+    if "no_cache" in options:
+        spec.no_cache = options["no_cache"]
     return spec
 
 

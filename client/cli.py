@@ -96,6 +96,11 @@ def _task_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--request-id", default="", help="idempotency key: a repeat returns the same task"
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run the agent even if a cached result exists, and do not cache this one",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 # Make sure what the test suite talks to is there before it runs:
 #   - PostgreSQL at SWITCHBOARD_TEST_POSTGRES_URL (default 127.0.0.1:5432): started when it
 #     is installed here but stopped; a clear error when it is missing (never a silent skip);
+#   - Redis at SWITCHBOARD_TEST_REDIS_URL (default 127.0.0.1:6379), the same way;
 #   - Node.js and node_modules (npm ci), for the Node.js client test and buf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,6 +93,65 @@ ensure_postgres() {
       export SWITCHBOARD_TEST_POSTGRES_URL=postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB"
 }
 
+REDIS_URL="${SWITCHBOARD_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
+
+redis_answers() {
+  if command -v redis-cli >/dev/null; then
+    [ "$(timeout 5 redis-cli -u "$REDIS_URL" ping 2>/dev/null)" = "PONG" ]
+  elif [ -x .venv/bin/python ]; then
+    .venv/bin/python - "$REDIS_URL" <<'EOF'
+import sys
+import redis
+
+try:
+    redis.Redis.from_url(sys.argv[1], socket_timeout=3, socket_connect_timeout=3).ping()
+except Exception:
+    sys.exit(1)
+EOF
+  else
+    return 1
+  fi
+}
+
+# The host and port the Redis URL names (6379 when it names none).
+redis_host_port() {
+  local rest="${REDIS_URL#*://}"
+  rest="${rest##*@}"
+  rest="${rest%%/*}"
+  rest="${rest%%\?*}"
+  if [[ "$rest" =~ ^(.*):([0-9]+)$ ]]; then
+    echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
+  else
+    echo "$rest 6379"
+  fi
+}
+
+ensure_redis() {
+  redis_answers && return 0
+  local host port
+  read -r host port < <(redis_host_port)
+  case "$host" in
+    "" | 127.0.0.1 | localhost | "[::1]")
+      if command -v redis-server >/dev/null; then
+        echo "test-services: starting Redis on port $port" >&2
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$port" \
+          --save "" --appendonly no >/dev/null \
+          || die "could not start redis-server on port $port."
+        for _ in $(seq 30); do
+          redis_answers && return 0
+          sleep 1
+        done
+        die "started Redis, but it does not answer at $REDIS_URL."
+      fi
+      ;;
+  esac
+  die "the test suite needs Redis and none answers at $REDIS_URL.
+  Either install one here (it is started by this script from then on):
+      apt-get install -y redis-server
+  or point the tests at a running server:
+      export SWITCHBOARD_TEST_REDIS_URL=redis://[:PASSWORD@]HOST:PORT/DB"
+}
+
 ensure_node() {
   command -v node >/dev/null \
     || die "the Node.js client test needs Node.js 18+ and npm: apt-get install -y nodejs npm"
@@ -105,5 +165,7 @@ ensure_node() {
 }
 
 ensure_postgres
+ensure_redis
 ensure_node
-echo "test-services: PostgreSQL answers at ${URL}; node_modules is installed" >&2
+echo "test-services: PostgreSQL answers at ${URL}, Redis at ${REDIS_URL};" \
+  "node_modules is installed" >&2

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from switchboard.server.agents import AgentRuntime, build_runtimes
 from switchboard.server.api import AgentServicer, TaskServicer
+from switchboard.server.cache import open_cache
 from switchboard.server.config import Settings
 from switchboard.server.events import InProcessBus
 from switchboard.server.interceptors import ErrorsInterceptor
@@ -39,6 +40,10 @@ SERVICE_NAMES = (
 _READINESS_INTERVAL = 5.0
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class ConfigurationError(ValueError):
+    """The settings name something that cannot run (e.g. a tool or an unset API key)."""
 
 
 class BindError(RuntimeError):
@@ -98,11 +103,15 @@ class App:
 
     async def _start_parts(self) -> None:
         settings = self.settings
+        try:
+            runtimes = self._runtimes(settings)
+        except ValueError as exc:  # build_runtimes names the field in its message
+            raise ConfigurationError(str(exc)) from exc
         self._store = await TaskStore.open(
             settings.database_url, migrate=settings.store.auto_migrate
         )
         self._orchestrator = Orchestrator(
-            settings, self._store, InProcessBus(), self._runtimes(settings)
+            settings, self._store, InProcessBus(), runtimes, cache=open_cache(settings)
         )
         await self._orchestrator.start()
         # The server comes last and starts right after binding: a gRPC server that

@@ -81,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
     # Imported here: the server's import chain would slow `health`, a container probe.
-    from switchboard.server.app import App, BindError  # noqa: PLC0415
+    from switchboard.server.app import App, BindError, ConfigurationError  # noqa: PLC0415
     from switchboard.server.telemetry import setup_logging  # noqa: PLC0415
 
     setup_logging(settings.log_level)
@@ -90,6 +90,8 @@ def _serve(args: argparse.Namespace) -> int:
     except BindError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
+    except ConfigurationError as exc:
+        _fail(f"invalid settings: {exc}")
     return 0
 
 

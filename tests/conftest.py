@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: fresh databases on SQLite and PostgreSQL."""
+"""Fixtures shared by the whole suite: fresh databases on SQLite and PostgreSQL, Redis keys."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from switchboard.server.agents import build_runtimes
@@ -125,3 +127,37 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
 async def running_server(server_factory: ServerFactory) -> RunningServer:
     """A server with the default agents on a fresh SQLite file, stopped after the test."""
     return await server_factory()
+
+
+REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The URL of the test Redis (``SWITCHBOARD_TEST_REDIS_URL``), checked to answer."""
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        await client.ping()
+    except (OSError, RedisError) as exc:
+        pytest.fail(
+            f"Redis is required for this test and is not reachable at {REDIS_URL} ({exc}). "
+            "Start it (scripts/test-services.sh does) or set SWITCHBOARD_TEST_REDIS_URL.",
+            pytrace=False,
+        )
+    finally:
+        await client.aclose()
+    return REDIS_URL
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix no other test uses; every key under it is deleted after the test."""
+    prefix = f"switchboard-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

@@ -11,13 +11,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agents import ModelTimeoutError
+from agents import Agent, ModelTimeoutError
 from agents.items import TResponseStreamEvent
 from typing_extensions import override
 
-from switchboard.server.agents import ModelRegistry, OfflineModel, SdkRuntime
+from switchboard.server.agents import OfflineModel, SdkRuntime, model_provider
 from switchboard.server.agents.runtime import AgentRuntime
-from switchboard.server.config import Settings
+from switchboard.server.config import AgentConfig, Settings
 
 
 def _user_text(items: Any) -> str:
@@ -71,8 +71,13 @@ def scripted_runtimes(model: ScriptedModel) -> Any:
     """A runtime factory running every configured agent on ``model``."""
 
     def build(settings: Settings) -> dict[str, AgentRuntime]:
-        registry = ModelRegistry({agent.model: lambda _name: model for agent in settings.agents})
-        return {agent.name: SdkRuntime(agent, registry) for agent in settings.agents}
+        return {
+            agent.name: SdkRuntime(
+                Agent[Any](name=agent.name, instructions=agent.instructions or None, model=model),
+                model_provider(AgentConfig(name=agent.name), index),
+            )
+            for index, agent in enumerate(settings.agents)
+        }
 
     return build
 

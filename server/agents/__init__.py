@@ -1,8 +1,8 @@
 """Agent runtimes: the seam the orchestrator runs tasks through, and what implements it.
 
-The names backed by the Agents SDK (``ModelRegistry``, ``OfflineModel``, ``SdkRuntime``,
-``disable_sdk_tracing``) load on first use: importing the SDK takes over a second, and
-the seam and the ``echo`` runtime must stay cheap to import.
+The names backed by the Agents SDK (``OfflineModel``, ``ProviderHandle``, ``SdkRuntime``,
+``disable_sdk_tracing``, ``model_provider``) load on first use: importing the SDK takes
+over a second, and the seam and the ``echo`` runtime must stay cheap to import.
 """
 
 from __future__ import annotations
@@ -18,18 +18,20 @@ from switchboard.server.agents.runtime import (
     AgentRun,
     AgentRuntime,
     Emit,
+    tool_name,
 )
 
 if TYPE_CHECKING:
-    from switchboard.server.agents.models import ModelRegistry
     from switchboard.server.agents.offline import OfflineModel
+    from switchboard.server.agents.providers import ProviderHandle, model_provider
     from switchboard.server.agents.sdk import SdkRuntime, disable_sdk_tracing
 
 _SDK_MODULES = {
-    "ModelRegistry": "models",
     "OfflineModel": "offline",
+    "ProviderHandle": "providers",
     "SdkRuntime": "sdk",
     "disable_sdk_tracing": "sdk",
+    "model_provider": "providers",
 }
 
 __all__ = [
@@ -40,11 +42,13 @@ __all__ = [
     "AgentRuntime",
     "EchoRuntime",
     "Emit",
-    "ModelRegistry",
     "OfflineModel",
+    "ProviderHandle",
     "SdkRuntime",
     "build_runtimes",
     "disable_sdk_tracing",
+    "model_provider",
+    "tool_name",
 ]
 
 

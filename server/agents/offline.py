@@ -6,9 +6,35 @@ item and its text part, one ``response.output_text.delta`` per word (with the wh
 after it), the ``done`` events, then ``response.completed`` carrying the whole message and
 the usage.
 
-Usage counts whitespace-separated words: input tokens are the words of the system
-instructions plus the words of the message answered, output tokens the words of the
-answer. The same request always gets the same answer, deltas and usage.
+Directives let it call tools and hand off, so the whole pipeline runs with no network.
+Any line of the last user message may be one:
+
+- ``/tool NAME {"json": "arguments"}`` calls the function tool ``NAME`` with the rest of
+  the line as its arguments (``{}`` when there is none; passed on verbatim, so malformed
+  JSON reaches the tool as such);
+- ``/handoff AGENT`` hands the task off to agent ``AGENT`` (by calling the SDK's handoff
+  tool for it, ``transfer_to_<agent>``).
+
+Each turn acts on the first directive, in the order written, that the turn offers (the
+tool among its tools, the agent among its handoffs) and that no call since the message
+has carried out yet (same name, same arguments); the others are skipped. Such a turn is
+a single function call, streamed as ``response.output_item.added`` (the
+``function_call``), ``response.function_call_arguments.delta``/``done``,
+``response.output_item.done`` and ``response.completed``. When no directive is left, the
+turn is the answer above (directive lines included, as they are part of the message),
+followed by a line ``NAME returned: OUTPUT`` for each ``/tool`` call made since the
+message. An agent handed the task reads the same message, so in::
+
+    /handoff billing
+    /tool calculator {"expression": "6 * 7"}
+
+the first agent hands off to ``billing``, which calls its calculator, then answers with
+the message and a last line ``calculator returned: 42``.
+
+Usage counts whitespace-separated words. Input tokens are the words of the system
+instructions, of the message answered and of the tool outputs it reports; output tokens
+are the words of the answer, or of ``NAME ARGUMENTS`` for a call. The same request always
+gets the same turn, deltas and usage.
 """
 
 from __future__ import annotations
@@ -16,11 +42,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from agents import (
     AgentOutputSchemaBase,
+    FunctionTool,
     Handoff,
     Model,
     ModelResponse,
@@ -38,6 +66,9 @@ from openai.types.responses import (
     ResponseContentPartAddedEvent,
     ResponseContentPartDoneEvent,
     ResponseCreatedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
     ResponseOutputItem,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
@@ -56,6 +87,7 @@ ANSWER_PREFIX = "Offline model (no network). You said:"
 # A word with the whitespace after it (or leading whitespace alone): the deltas
 # concatenate back to exactly the answer.
 _DELTA = re.compile(r"\S+\s*|\s+")
+_DIRECTIVE = re.compile(r"^[ \t]*/(tool|handoff)[ \t]+(\S+)[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _ID = FAKE_RESPONSES_ID
 
 
@@ -77,11 +109,11 @@ class OfflineModel(Model):
         conversation_id: str | None,
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
-        """Answer in one piece."""
-        answer = _Answer.to(system_instructions, input)
-        usage = answer.usage()
+        """Take the turn in one piece."""
+        turn = _turn(system_instructions, input, tools, handoffs)
+        usage = turn.usage()
         return ModelResponse(
-            output=[answer.message()],
+            output=[turn.item()],
             usage=Usage(
                 requests=1,
                 input_tokens=usage.input_tokens,
@@ -106,8 +138,8 @@ class OfflineModel(Model):
         conversation_id: str | None,
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
-        """Stream the answer word by word, ending with ``response.completed``."""
-        for event in _Answer.to(system_instructions, input).events():
+        """Stream the turn (text word by word), ending with ``response.completed``."""
+        for event in _turn(system_instructions, input, tools, handoffs).events():
             yield event
             # Give the loop a turn between events, as a network stream would, so that
             # consumers (and cancellation) interleave with the stream.
@@ -115,19 +147,119 @@ class OfflineModel(Model):
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
-    """The answer to one request, and the ways of telling it."""
+class _Call:
+    """A function call made since the last user message, and its output if it has one."""
+
+    name: str
+    arguments: str
+    output: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Conversation:
+    """What the model reads in its input: the last user message and the calls after it."""
+
+    message: str
+    calls: tuple[_Call, ...]
+    calls_in_all: int  # function calls in the whole input, to number the next call
+
+    @classmethod
+    def of(cls, items: str | list[TResponseInputItem]) -> _Conversation:
+        if isinstance(items, str):
+            return cls(items, (), 0)
+        fields: list[Mapping[str, object]] = list(items)
+        users = [i for i, item in enumerate(fields) if item.get("role") == "user"]
+        start = users[-1] if users else -1
+        outputs = {
+            item.get("call_id"): _content_text(item.get("output"))
+            for item in fields
+            if item.get("type") == "function_call_output"
+        }
+        return cls(
+            message=_content_text(fields[start].get("content")) if users else "",
+            calls=tuple(
+                _Call(
+                    str(item.get("name")),
+                    str(item.get("arguments")),
+                    outputs.get(item.get("call_id")),
+                )
+                for item in fields[start + 1 :]
+                if item.get("type") == "function_call"
+            ),
+            calls_in_all=sum(item.get("type") == "function_call" for item in fields),
+        )
+
+
+def _turn(
+    instructions: str | None,
+    items: str | list[TResponseInputItem],
+    tools: Sequence[Tool],
+    handoffs: Sequence[Handoff],
+) -> _Turn:
+    """The turn the model takes on this input (see the module doc)."""
+    conversation = _Conversation.of(items)
+    directives: list[tuple[str, str, str]] = _DIRECTIVE.findall(conversation.message)
+    asked = {name for kind, name, _ in directives if kind == "tool"}
+    results = [c for c in conversation.calls if c.output is not None and c.name in asked]
+    input_tokens = sum(
+        len(text.split())
+        for text in [instructions or "", conversation.message, *(c.output or "" for c in results)]
+    )
+    call = _next_call(directives, conversation.calls, tools, handoffs)
+    if call is not None:
+        name, arguments = call
+        number = conversation.calls_in_all + 1
+        return _Turn(
+            text=f"{name} {arguments}",
+            input_tokens=input_tokens,
+            call=ResponseFunctionToolCall(
+                type="function_call",
+                id=f"fc_offline_{number}",
+                call_id=f"call_offline_{number}",
+                name=name,
+                arguments=arguments,
+                status="completed",
+            ),
+        )
+    answer = "".join(
+        [f"{ANSWER_PREFIX} {conversation.message}"]
+        + [f"\n{c.name} returned: {c.output}" for c in results]
+    )
+    return _Turn(text=answer, input_tokens=input_tokens)
+
+
+def _next_call(
+    directives: Sequence[tuple[str, str, str]],
+    made: Sequence[_Call],
+    tools: Sequence[Tool],
+    handoffs: Sequence[Handoff],
+) -> tuple[str, str] | None:
+    """The first directive offered this turn and not yet carried out, as (name, arguments)."""
+    offered_tools = {tool.name for tool in tools if isinstance(tool, FunctionTool)}
+    offered_handoffs = {handoff.agent_name: handoff.tool_name for handoff in handoffs}
+    done = {(call.name, call.arguments) for call in made}
+    for kind, name, rest in directives:
+        if kind == "tool" and name in offered_tools:
+            call = (name, rest or "{}")
+        elif kind == "handoff" and name in offered_handoffs:
+            call = (offered_handoffs[name], "{}")
+        else:
+            continue
+        if call not in done:
+            return call
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """One model turn: a function call (``call`` set), or the answer ``text``.
+
+    For a call, ``text`` is ``NAME ARGUMENTS``: what its output tokens count.
+    """
 
     text: str
     input_tokens: int
-
-    @classmethod
-    def to(cls, instructions: str | None, items: str | list[TResponseInputItem]) -> _Answer:
-        message = _last_user_text(items)
-        return cls(
-            text=f"{ANSWER_PREFIX} {message}",
-            input_tokens=len((instructions or "").split()) + len(message.split()),
-        )
+    call: ResponseFunctionToolCall | None = None
 
     def usage(self) -> ResponseUsage:
         output_tokens = len(self.text.split())
@@ -139,17 +271,35 @@ class _Answer:
             output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
         )
 
-    def message(self) -> ResponseOutputMessage:
-        return _message([_text_part(self.text)], done=True)
+    def item(self) -> ResponseOutputItem:
+        return self.call if self.call is not None else _message([_text_part(self.text)])
 
     def events(self) -> Iterator[TResponseStreamEvent]:
         number = itertools.count()
         yield ResponseCreatedEvent(
             type="response.created", response=_response([], None), sequence_number=next(number)
         )
+        if self.call is None:
+            yield from self._text_events(number)
+        else:
+            yield from self._call_events(self.call, number)
+        item = self.item()
+        yield ResponseOutputItemDoneEvent(
+            type="response.output_item.done",
+            item=item,
+            output_index=0,
+            sequence_number=next(number),
+        )
+        yield ResponseCompletedEvent(
+            type="response.completed",
+            response=_response([item], self.usage()),
+            sequence_number=next(number),
+        )
+
+    def _text_events(self, number: Iterator[int]) -> Iterator[TResponseStreamEvent]:
         yield ResponseOutputItemAddedEvent(
             type="response.output_item.added",
-            item=_message([], done=False),
+            item=_message([], status="in_progress"),
             output_index=0,
             sequence_number=next(number),
         )
@@ -188,28 +338,33 @@ class _Answer:
             part=_text_part(self.text),
             sequence_number=next(number),
         )
-        message = self.message()
-        yield ResponseOutputItemDoneEvent(
-            type="response.output_item.done",
-            item=message,
+
+    @staticmethod
+    def _call_events(
+        call: ResponseFunctionToolCall, number: Iterator[int]
+    ) -> Iterator[TResponseStreamEvent]:
+        item_id = call.id or ""
+        yield ResponseOutputItemAddedEvent(
+            type="response.output_item.added",
+            item=call.model_copy(update={"arguments": "", "status": "in_progress"}),
             output_index=0,
             sequence_number=next(number),
         )
-        yield ResponseCompletedEvent(
-            type="response.completed",
-            response=_response([message], self.usage()),
+        for delta in _DELTA.findall(call.arguments):
+            yield ResponseFunctionCallArgumentsDeltaEvent(
+                type="response.function_call_arguments.delta",
+                item_id=item_id,
+                output_index=0,
+                delta=delta,
+                sequence_number=next(number),
+            )
+        yield ResponseFunctionCallArgumentsDoneEvent(
+            type="response.function_call_arguments.done",
+            item_id=item_id,
+            output_index=0,
+            arguments=call.arguments,
             sequence_number=next(number),
         )
-
-
-def _last_user_text(items: str | list[TResponseInputItem]) -> str:
-    if isinstance(items, str):
-        return items
-    for item in reversed(items):
-        fields: Mapping[str, object] = item
-        if fields.get("role") == "user":
-            return _content_text(fields.get("content"))
-    return ""
 
 
 def _content_text(content: object) -> str:
@@ -219,7 +374,7 @@ def _content_text(content: object) -> str:
     texts = [
         part.get("text")
         for part in parts
-        if isinstance(part, Mapping) and part.get("type") == "input_text"
+        if isinstance(part, Mapping) and part.get("type") in ("input_text", "output_text")
     ]
     return "\n".join(text for text in texts if isinstance(text, str))
 
@@ -228,13 +383,13 @@ def _text_part(text: str) -> ResponseOutputText:
     return ResponseOutputText(type="output_text", text=text, annotations=[], logprobs=[])
 
 
-def _message(content: list[ResponseOutputText], *, done: bool) -> ResponseOutputMessage:
+def _message(
+    content: list[ResponseOutputText],
+    *,
+    status: Literal["in_progress", "completed"] = "completed",
+) -> ResponseOutputMessage:
     return ResponseOutputMessage(
-        id=_ID,
-        type="message",
-        role="assistant",
-        status="completed" if done else "in_progress",
-        content=list(content),
+        id=_ID, type="message", role="assistant", status=status, content=list(content)
     )
 
 
@@ -248,6 +403,6 @@ def _response(output: list[ResponseOutputItem], usage: ResponseUsage | None) -> 
         output=output,
         usage=usage,
         parallel_tool_calls=False,
-        tool_choice="none",
+        tool_choice="auto",
         tools=[],
     )

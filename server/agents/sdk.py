@@ -1,10 +1,10 @@
 """The OpenAI Agents SDK behind our runtime seam.
 
-``SdkRuntime`` runs one configured agent with ``Runner.run_streamed``, handing the SDK our
-``ModelRegistry`` as the run's model provider (never through the SDK's process-wide
-setters), and translates the SDK's stream into domain events: text deltas, tool calls and
-results, handoffs, and one ``UsageReported`` per model response with the usage that model
-reported.
+``SdkRuntime`` runs one configured agent with ``Runner.run_streamed``, handing the SDK
+the agent's own provider as the run's model provider (never through the SDK's
+process-wide setters), and translates the SDK's stream into domain events: text deltas,
+tool calls and results (``is_error`` when the tool failed), handoffs, and one
+``UsageReported`` per model response with the usage that model reported.
 
 Importing this module switches off the SDK's trace export (see ``disable_sdk_tracing``).
 """
@@ -20,6 +20,7 @@ from agents import (
     Agent,
     AgentUpdatedStreamEvent,
     MaxTurnsExceeded,
+    ModelProvider,
     ModelTimeoutError,
     RawResponsesStreamEvent,
     RunConfig,
@@ -32,9 +33,14 @@ from agents import (
 from agents.tracing.provider import DefaultTraceProvider
 from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
 
-from switchboard.server.agents.models import ModelRegistry
-from switchboard.server.agents.runtime import AgentError, AgentOutcome, AgentRun, Emit
-from switchboard.server.config import AgentConfig
+from switchboard.server.agents.runtime import (
+    AgentError,
+    AgentOutcome,
+    AgentRun,
+    Emit,
+    tool_name,
+)
+from switchboard.server.agents.tools import FailedCalls
 from switchboard.server.domain import (
     AgentChanged,
     EventPayload,
@@ -66,32 +72,39 @@ disable_sdk_tracing()
 class SdkRuntime:
     """Runs tasks for one configured agent on the Agents SDK.
 
-    The task's instructions are appended to the agent's configured ones. Text deltas
-    cover every model response of the run; ``output_text`` is the final output only.
+    ``agent`` is the agent's SDK ``Agent``, built once with its model (a ``Model``
+    object of its own provider, so a handoff between agents on different providers runs
+    each on its own), model settings, tools and handoffs; ``provider`` is that agent's
+    provider, closed by ``aclose``. The task's instructions are appended to the agent's
+    configured ones, and the tools it names narrow the agent's. Text deltas cover every
+    model response of the run; ``output_text`` is the final output only.
     """
 
-    def __init__(self, config: AgentConfig, models: ModelRegistry) -> None:
-        self._instructions = config.instructions
-        # Built once and reused: only tasks with their own instructions get a clone.
-        self._agent = Agent[Any](
-            name=config.name, instructions=config.instructions or None, model=config.model
-        )
+    def __init__(self, agent: Agent[Any], provider: ModelProvider) -> None:
+        self._agent = agent
+        self._instructions = agent.instructions if isinstance(agent.instructions, str) else ""
+        self._tools = {tool.name: tool for tool in agent.tools}
+        self._provider = provider
         self._run_config = RunConfig(
-            model_provider=models,
+            # Every agent carries its own Model: the provider resolves nothing in practice,
+            # but the SDK's default (built from process-wide settings) is never used.
+            model_provider=provider,
             # Nothing consumes the SDK's spans yet: don't build them.
             tracing_disabled=True,
         )
 
+    @property
+    def tools(self) -> frozenset[str]:
+        """The agent's tools by the names tasks ask for them (see ``tool_name``)."""
+        return frozenset(self._tools)
+
     async def run(self, run: AgentRun, emit: Emit) -> AgentOutcome:
         """Run the task to its final output, emitting events as the SDK streams them."""
-        if run.tools:
-            names = ", ".join(tool.name or tool.kind.value for tool in run.tools)
-            raise AgentError(
-                f"agent {self._agent.name!r} has no tools ({names} asked for)",
-                reason="TOOLS_UNSUPPORTED",
-            )
-        result = Runner.run_streamed(self._agent_for(run), run.input, run_config=self._run_config)
-        translate = _Translator(self._agent.name)
+        failed = FailedCalls()
+        result = Runner.run_streamed(
+            self._agent_for(run), run.input, context=failed, run_config=self._run_config
+        )
+        translate = _Translator(self._agent.name, failed)
         events = result.stream_events()
         try:
             while True:
@@ -121,18 +134,40 @@ class SdkRuntime:
             agent=result.last_agent.name,
         )
 
+    async def aclose(self) -> None:
+        """Close the agent's provider (its HTTP client)."""
+        await self._provider.aclose()
+
     def _agent_for(self, run: AgentRun) -> Agent[Any]:
-        if not run.instructions:
-            return self._agent
-        instructions = "\n\n".join(filter(None, (self._instructions, run.instructions)))
-        return self._agent.clone(instructions=instructions)
+        """The agent itself, or a clone with the task's instructions and tools."""
+        changes: dict[str, Any] = {}
+        if run.instructions:
+            changes["instructions"] = "\n\n".join(
+                filter(None, (self._instructions, run.instructions))
+            )
+        if run.tools:
+            wanted = {tool_name(tool) for tool in run.tools}
+            missing = sorted(wanted - self._tools.keys())
+            if missing:
+                # The orchestrator refuses such tasks before they run: this is a guard.
+                raise AgentError(
+                    f"agent {self._agent.name!r} has no tool {', '.join(missing)}",
+                    reason="TOOL_UNAVAILABLE",
+                )
+            changes["tools"] = [tool for name, tool in self._tools.items() if name in wanted]
+        # Built once and reused: only tasks with their own instructions or tools get a clone.
+        return self._agent.clone(**changes) if changes else self._agent
 
 
 class _Translator:
-    """SDK stream events to domain payloads; remembers which agent is working."""
+    """SDK stream events to domain payloads; remembers which agent is working.
 
-    def __init__(self, agent: str) -> None:
+    ``failed`` is the run's context, where failed tool calls are noted.
+    """
+
+    def __init__(self, agent: str, failed: FailedCalls) -> None:
         self._agent = agent
+        self._failed = failed
 
     def __call__(self, event: StreamEvent) -> EventPayload | None:
         if isinstance(event, RawResponsesStreamEvent):
@@ -160,7 +195,8 @@ class _Translator:
                 arguments_json=arguments if isinstance(arguments, str) else "",
             )
         if isinstance(item, ToolCallOutputItem):
-            return ToolReturned(call_id=item.call_id or "", output=str(item.output))
+            call_id = item.call_id or ""
+            return ToolReturned(call_id, str(item.output), is_error=call_id in self._failed.ids)
         return None
 
 
@@ -171,7 +207,9 @@ def _field(raw: object, name: str) -> object:
 def _agent_error(exc: Exception) -> AgentError:
     """The AgentError for a failed run: retryable when the failure looks transient."""
     message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, openai.APIConnectionError):  # timeouts included
+    if isinstance(exc, openai.APITimeoutError | ModelTimeoutError):
+        return AgentError(message, reason="MODEL_TIMEOUT", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
         return AgentError(message, reason="MODEL_UNAVAILABLE", retryable=True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -180,8 +218,6 @@ def _agent_error(exc: Exception) -> AgentError:
             reason="MODEL_RATE_LIMITED" if status == 429 else "MODEL_ERROR",
             retryable=status in _RETRYABLE_STATUSES or status >= 500,
         )
-    if isinstance(exc, ModelTimeoutError):
-        return AgentError(message, reason="MODEL_TIMEOUT", retryable=True)
     if isinstance(exc, MaxTurnsExceeded):
         return AgentError(message, reason="MAX_TURNS_EXCEEDED")
     return AgentError(message)

@@ -80,6 +80,7 @@ def _spec(spec: tasks_pb2.TaskSpec, path: str, violations: list[FieldViolation])
         metadata=dict(spec.metadata),
         priority=_priority(spec.priority, f"{path}.priority", violations),
         timeout=_timeout(spec, f"{path}.timeout", violations),
+        no_cache=spec.no_cache,
     )
 
 

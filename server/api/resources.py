@@ -44,6 +44,7 @@ def spec_to_proto(spec: TaskSpec) -> tasks_pb2.TaskSpec:
         ],
         metadata=spec.metadata,
         priority=PRIORITY_NUMBERS[spec.priority],
+        no_cache=spec.no_cache,
     )
     if spec.timeout is not None:
         message.timeout.FromTimedelta(spec.timeout)
@@ -70,6 +71,7 @@ def task_to_proto(task: Task) -> tasks_pb2.Task:
         end_time=_timestamp(task.end_time),
         last_sequence=task.last_sequence,
         request_id=task.request_id,
+        cached=task.cached,
         error=error_to_status(task.error) if task.error is not None else None,
     )
 

@@ -55,7 +55,8 @@ class TaskSpec:
     """What a client asked for, with defaults applied once accepted.
 
     ``agent`` and ``timeout`` may be empty/None in a request; the orchestrator fills
-    them from the agent configuration before the task is stored.
+    them from the agent configuration before the task is stored. ``no_cache`` keeps
+    the task out of the result cache: it is neither served from it nor stored in it.
     """
 
     input: str
@@ -65,6 +66,7 @@ class TaskSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     priority: Priority = Priority.MEDIUM
     timeout: timedelta | None = None
+    no_cache: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,10 @@ class TaskError:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """A task and everything known about its run."""
+    """A task and everything known about its run.
+
+    ``cached`` is True when the result came from the result cache (no model ran).
+    """
 
     id: str
     spec: TaskSpec
@@ -114,3 +119,4 @@ class Task:
     start_time: datetime | None = None
     end_time: datetime | None = None
     last_sequence: int = 0
+    cached: bool = False

@@ -6,10 +6,11 @@ INVALID_ARGUMENT lists everything wrong with a request (or a whole batch).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+from switchboard.server.agents import tool_name
 from switchboard.server.config import Settings
 from switchboard.server.domain import FieldViolation, InvalidArgument, TaskSpec, ToolKind
 
@@ -27,8 +28,13 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-def spec_violations(spec: TaskSpec, settings: Settings, path: str) -> list[FieldViolation]:
-    """Everything wrong with ``spec``, its fields named under ``path`` (e.g. ``task``)."""
+def spec_violations(
+    spec: TaskSpec, settings: Settings, offered: Mapping[str, frozenset[str]], path: str
+) -> list[FieldViolation]:
+    """Everything wrong with ``spec``, its fields named under ``path`` (e.g. ``task``).
+
+    ``offered`` maps each agent to the tools it can serve; asking for another is an error.
+    """
     out: list[FieldViolation] = []
 
     def bad(field: str, description: str) -> None:
@@ -46,17 +52,20 @@ def spec_violations(spec: TaskSpec, settings: Settings, path: str) -> list[Field
     if spec.agent and settings.agent(spec.agent) is None:
         known = ", ".join(agent.name for agent in settings.agents)
         bad("agent", f"unknown agent {spec.agent[:64]!r} (known: {known})")
-    if spec.tools:
-        # No agent offers tools yet (they come with the agents' tool configuration).
-        agent = spec.agent or settings.default_agent
-        bad("tools", f"agent {agent[:64]!r} offers no tools")
     if len(spec.tools) > MAX_TOOLS:
         bad("tools", f"must list at most {MAX_TOOLS} tools (got {len(spec.tools)})")
+    agent = spec.agent or settings.default_agent
+    tools = offered.get(agent, frozenset())
     for index, tool in enumerate(spec.tools[: MAX_TOOLS + 1]):
         if tool.kind is ToolKind.FUNCTION and not tool.name:
             bad(f"tools[{index}].name", "is required for a function tool")
         elif tool.kind is not ToolKind.FUNCTION and tool.name:
             bad(f"tools[{index}].name", f"must be empty for a {tool.kind.value} tool")
+        elif agent in offered and (name := tool_name(tool)) not in tools:
+            choice = ", ".join(sorted(tools)) or "none"
+            bad(
+                f"tools[{index}]", f"agent {agent!r} cannot use {name[:64]!r} (it offers: {choice})"
+            )
     if spec.timeout is not None and not MIN_TIMEOUT <= spec.timeout <= MAX_TIMEOUT:
         bad("timeout", "must be between 1s and 300s")
     out.extend(_metadata_violations(spec.metadata, f"{path}.metadata"))

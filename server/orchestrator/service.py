@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from switchboard.server.agents import AgentRuntime
+from switchboard.server.cache import MemoryCache, ResultCache
 from switchboard.server.config import Settings
 from switchboard.server.domain import (
     FieldViolation,
@@ -29,8 +31,9 @@ from switchboard.server.domain import (
 )
 from switchboard.server.events import EventBus
 from switchboard.server.orchestrator import limits, paging
+from switchboard.server.orchestrator.breaker import CircuitBreaker, CircuitState
 from switchboard.server.orchestrator.journal import Journal
-from switchboard.server.orchestrator.runner import TaskRunner
+from switchboard.server.orchestrator.runner import TaskRunner, Worker
 from switchboard.server.orchestrator.scheduler import Scheduler
 from switchboard.server.orchestrator.status import AgentStatus
 from switchboard.server.orchestrator.tracked import TrackedTask, utcnow
@@ -83,12 +86,22 @@ class Orchestrator:
         store: TaskStore,
         bus: EventBus,
         runtimes: Mapping[str, AgentRuntime],
+        *,
+        cache: ResultCache | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Take over ``runtimes`` and ``cache`` (closed by ``stop``).
+
+        ``cache`` defaults to one in this process; ``clock`` drives the breakers.
+        """
         self._settings = settings
         self._store = store
         self._bus = bus
-        self._runtimes = dict(runtimes)
-        self._agents = {agent.name: agent for agent in settings.agents}
+        self._workers = {
+            agent.name: Worker(agent, runtimes[agent.name], CircuitBreaker(agent.breaker, clock))
+            for agent in settings.agents
+        }
+        self._offered_tools = {name: w.runtime.tools for name, w in self._workers.items()}
         self._scheduler = Scheduler(
             settings.queue.max_concurrency,
             {agent.name: agent.max_concurrency for agent in settings.agents},
@@ -99,7 +112,8 @@ class Orchestrator:
             flush_interval=settings.store.flush_interval.total_seconds(),
             max_batch=settings.store.max_batch,
         )
-        self._runner = TaskRunner(self._ended)
+        self._cache = cache or MemoryCache()
+        self._runner = TaskRunner(self._ended, self._cache)
         self._tracked: dict[str, TrackedTask] = {}
         self._counters = {agent.name: _AgentCounters() for agent in settings.agents}
         self._dispatcher: asyncio.Task[None] | None = None
@@ -142,6 +156,10 @@ class Orchestrator:
         await self._journal.stop(patience)
         if late:  # they were waiting for writes the journal just gave up
             await asyncio.wait(late)
+        # The orchestrator owns what runs tasks: provider clients and the cache.
+        for worker in self._workers.values():
+            await worker.runtime.aclose()
+        await self._cache.aclose()
 
     async def ready(self) -> bool:
         """True when the store answers and the workers run."""
@@ -197,7 +215,7 @@ class Orchestrator:
         violations: list[FieldViolation] = []
         for index, new in enumerate(batch):
             violations += limits.spec_violations(
-                new.spec, self._settings, spec_path.format(i=index)
+                new.spec, self._settings, self._offered_tools, spec_path.format(i=index)
             )
             violations += limits.request_id_violations(
                 new.request_id, request_id_path.format(i=index)
@@ -220,6 +238,14 @@ class Orchestrator:
             )
         now = utcnow()
         spec = limits.with_defaults(new.spec, self._settings)
+        breaker = self._workers[spec.agent].breaker
+        if breaker.state is CircuitState.OPEN:
+            raise Unavailable(
+                f"agent {spec.agent!r} is unavailable: its provider keeps failing "
+                "(circuit breaker open)",
+                reason="CIRCUIT_OPEN",
+                retry_after=breaker.retry_after,
+            )
         task = Task(
             id=str(uuid.uuid4()),
             spec=spec,
@@ -288,7 +314,7 @@ class Orchestrator:
             task_id, agent = await self._scheduler.take()
             tracked = self._tracked[task_id]
             tracked.runner = asyncio.create_task(
-                self._runner.run(tracked, self._agents[agent], self._runtimes[agent]),
+                self._runner.run(tracked, self._workers[agent]),
                 name=f"task-{task_id}",
             )
 
@@ -314,14 +340,14 @@ class Orchestrator:
     async def _recover(self, task: Task) -> None:
         """Take back a task left unfinished by an earlier run of the server."""
         tracked = TrackedTask(task, self._journal)
-        agent = self._agents.get(task.spec.agent)
-        if agent is None:
+        worker = self._workers.get(task.spec.agent)
+        if worker is None:
             reason = f"agent {task.spec.agent!r} is no longer configured"
             error = TaskError("FAILED_PRECONDITION", reason, "AGENT_REMOVED")
             await tracked.transition(TaskState.FAILED, reason, error)
             return
         if task.state is TaskState.RUNNING:
-            if task.attempts >= agent.retry.attempts:
+            if task.attempts >= worker.config.retry.attempts:
                 reason = f"interrupted by a server stop on each of its {task.attempts} attempts"
                 error = TaskError("ABORTED", reason, "TASK_INTERRUPTED")
                 await tracked.transition(TaskState.FAILED, reason, error)
@@ -398,25 +424,26 @@ class Orchestrator:
     def agents(self) -> list[AgentStatus]:
         """Every configured agent, the default first, then by name."""
         default = self._settings.default_agent
-        names = sorted(self._agents, key=lambda name: (name != default, name))
+        names = sorted(self._workers, key=lambda name: (name != default, name))
         return [self.agent(name) for name in names]
 
     def agent(self, name: str) -> AgentStatus:
         """One agent's status, or NotFound."""
-        config = self._agents.get(name)
-        if config is None:
+        worker = self._workers.get(name)
+        if worker is None:
             raise NotFound("agent", name)
+        config, breaker = worker.config, worker.breaker
         counters = self._counters[name]
         return AgentStatus(
             name=name,
             description=config.description,
             model=config.model,
-            tools=(),
-            handoffs=(),
+            tools=tuple(sorted(worker.runtime.tools)),
+            handoffs=tuple(config.handoffs),
             max_concurrency=config.max_concurrency,
             default=name == self._settings.default_agent,
-            healthy=True,
-            circuit_state="closed",
+            healthy=breaker.state is not CircuitState.OPEN,
+            circuit_state=breaker.state.value,
             in_flight=self._scheduler.running(name),
             queued=self._scheduler.queued(name),
             outcomes=dict(counters.outcomes),

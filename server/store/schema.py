@@ -69,6 +69,8 @@ tasks = sa.Table(
     sa.Column("tools", sa.JSON, nullable=False),
     sa.Column("spec_metadata", sa.JSON, nullable=False),
     sa.Column("timeout_ms", sa.BigInteger, nullable=True),
+    # Server defaults: rows written before these columns existed read as False.
+    sa.Column("no_cache", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("output_text", sa.Text, nullable=False),
     sa.Column("error", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("agent", sa.String, nullable=False),
@@ -80,6 +82,7 @@ tasks = sa.Table(
     sa.Column("start_time", UtcDateTime, nullable=True),
     sa.Column("end_time", UtcDateTime, nullable=True),
     sa.Column("last_sequence", sa.BigInteger, nullable=False),
+    sa.Column("cached", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("owner", "request_id"),
 )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
-from agents import Model
+from agents import Agent, Model, Tool
 
-from switchboard.server.agents import ModelRegistry, SdkRuntime
+from switchboard.server.agents import SdkRuntime, model_provider
 from switchboard.server.config import AgentConfig
 from switchboard.server.domain import EventPayload
 
@@ -35,7 +36,9 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-def runtime_on(model: Model, *, name: str = "helper", instructions: str = "") -> SdkRuntime:
-    """An SdkRuntime for one agent whose model string ``scripted`` resolves to ``model``."""
-    config = AgentConfig(name=name, model="scripted", instructions=instructions)
-    return SdkRuntime(config, ModelRegistry({"scripted": lambda _name: model}))
+def runtime_on(
+    model: Model, *, name: str = "helper", instructions: str = "", tools: Sequence[Tool] = ()
+) -> SdkRuntime:
+    """An SdkRuntime for one agent running on ``model`` (its provider: the offline one)."""
+    agent = Agent[Any](name=name, instructions=instructions or None, model=model, tools=[*tools])
+    return SdkRuntime(agent, model_provider(AgentConfig(name=name), 0))

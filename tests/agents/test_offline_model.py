@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import ModelSettings, ModelTracing
+from agents import Agent, FunctionTool, ModelSettings, ModelTracing, function_tool, handoff
 from agents.items import TResponseStreamEvent
 from openai.types.responses import (
     ResponseCompletedEvent,
     ResponseCreatedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionToolCall,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
     ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
@@ -92,3 +96,131 @@ async def test_input_without_a_user_message_gets_the_bare_prefix() -> None:
     assert _text(completed.response.output[0]) == f"{ANSWER_PREFIX} "
     assert completed.response.usage is not None
     assert completed.response.usage.input_tokens == 0
+
+
+def _tool(name: str) -> FunctionTool:
+    def noop() -> str:
+        return ""
+
+    return function_tool(noop, name_override=name)
+
+
+async def _turn(items: Any, *, tools: Any = (), handoffs: Any = ()) -> list[TResponseStreamEvent]:
+    call = {**_CALL, "tools": list(tools), "handoffs": list(handoffs)}
+    return [e async for e in OfflineModel().stream_response("be brief", items, **call)]
+
+
+async def test_a_tool_directive_streams_a_function_call() -> None:
+    message = 'Please add.\n  /tool calculator {"expression": "2 + 2"}  \nThanks.'
+    events = await _turn(message, tools=[_tool("current_time"), _tool("calculator")])
+
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    added, done, completed = events[1], events[-2], events[-1]
+    assert isinstance(added, ResponseOutputItemAddedEvent)
+    assert isinstance(added.item, ResponseFunctionToolCall)
+    assert (added.item.arguments, added.item.status) == ("", "in_progress")
+    arguments = '{"expression": "2 + 2"}'
+    deltas = [e.delta for e in events if isinstance(e, ResponseFunctionCallArgumentsDeltaEvent)]
+    assert "".join(deltas) == arguments
+    assert isinstance(done, ResponseOutputItemDoneEvent)
+    assert isinstance(completed, ResponseCompletedEvent)
+    call = ResponseFunctionToolCall(
+        type="function_call",
+        id="fc_offline_1",
+        call_id="call_offline_1",
+        name="calculator",
+        arguments=arguments,
+        status="completed",
+    )
+    assert done.item == call
+    assert completed.response.output == [call]
+    usage = completed.response.usage
+    assert usage is not None
+    # In: "be brief" and the message (2 + 9); out: "calculator" and the arguments (1 + 4).
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (11, 5, 16)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+async def test_a_tool_directive_without_arguments_sends_an_empty_object() -> None:
+    completed = (await _turn("/tool current_time", tools=[_tool("current_time")]))[-1]
+
+    assert isinstance(completed, ResponseCompletedEvent)
+    call = completed.response.output[0]
+    assert isinstance(call, ResponseFunctionToolCall)
+    assert (call.name, call.arguments) == ("current_time", "{}")
+
+
+async def test_a_directive_for_a_tool_not_offered_is_answered_as_text() -> None:
+    message = "/tool calculator {}\n/handoff billing"
+    completed = (await _turn(message, tools=[_tool("current_time")]))[-1]
+
+    assert isinstance(completed, ResponseCompletedEvent)
+    assert _text(completed.response.output[0]) == f"{ANSWER_PREFIX} {message}"
+
+
+async def test_a_handoff_directive_calls_the_sdk_handoff_tool() -> None:
+    billing = handoff(Agent[Any](name="billing-desk"))
+
+    completed = (await _turn("/handoff billing-desk", handoffs=[billing]))[-1]
+
+    assert isinstance(completed, ResponseCompletedEvent)
+    call = completed.response.output[0]
+    assert isinstance(call, ResponseFunctionToolCall)
+    assert (call.name, call.arguments) == ("transfer_to_billing_desk", "{}")
+
+
+async def test_after_the_call_it_answers_with_the_tool_output() -> None:
+    message = '/tool calculator {"expression": "6 * 7"}\n/tool current_time'
+    items = [
+        {"role": "user", "content": message},
+        {
+            "type": "function_call",
+            "call_id": "call_offline_1",
+            "name": "calculator",
+            "arguments": '{"expression": "6 * 7"}',
+        },
+        {"type": "function_call_output", "call_id": "call_offline_1", "output": "42"},
+    ]
+    tools = [_tool("calculator"), _tool("current_time")]
+
+    completed = (await _turn(items, tools=tools))[-1]
+    assert isinstance(completed, ResponseCompletedEvent)
+    call = completed.response.output[0]
+    assert isinstance(call, ResponseFunctionToolCall)
+    assert (call.name, call.call_id) == ("current_time", "call_offline_2")
+
+    items += [
+        {"type": "function_call", "call_id": "call_offline_2", "name": "current_time"}
+        | {"arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_offline_2", "output": "noon"},
+    ]
+    completed = (await _turn(items, tools=tools))[-1]
+    assert isinstance(completed, ResponseCompletedEvent)
+    answer = f"{ANSWER_PREFIX} {message}\ncalculator returned: 42\ncurrent_time returned: noon"
+    assert _text(completed.response.output[0]) == answer
+    usage = completed.response.usage
+    assert usage is not None
+    # In: instructions, message and both outputs (2 + 8 + 1 + 1).
+    assert usage.input_tokens == 12
+    assert usage.output_tokens == len(answer.split())
+
+
+async def test_get_response_takes_the_same_turn_as_the_stream() -> None:
+    tools = [_tool("calculator")]
+    streamed = (await _turn("/tool calculator {}", tools=tools))[-1]
+    call = {**_CALL, "tools": tools}
+    response = await OfflineModel().get_response("be brief", "/tool calculator {}", **call)
+
+    assert isinstance(streamed, ResponseCompletedEvent)
+    assert response.output == streamed.response.output
+    assert response.usage.output_tokens == 2

@@ -26,12 +26,12 @@ from switchboard.server.agents import (
     AgentError,
     AgentOutcome,
     AgentRun,
-    ModelRegistry,
+    OfflineModel,
     SdkRuntime,
 )
 from switchboard.server.agents.offline import ANSWER_PREFIX
 from switchboard.server.agents.sdk import _Translator
-from switchboard.server.config import AgentConfig
+from switchboard.server.agents.tools import FailedCalls
 from switchboard.server.domain import (
     AgentChanged,
     EventPayload,
@@ -47,8 +47,7 @@ from tests.agents.conftest import Recorder, runtime_on
 
 
 def _offline(instructions: str = "") -> SdkRuntime:
-    config = AgentConfig(name="assistant", model="offline", instructions=instructions)
-    return SdkRuntime(config, ModelRegistry())
+    return runtime_on(OfflineModel(), name="assistant", instructions=instructions)
 
 
 def _run(text: str, instructions: str = "") -> AgentRun:
@@ -188,7 +187,7 @@ def _status(cls: type[openai.APIStatusError], status: int) -> openai.APIStatusEr
     ("error", "reason", "retryable"),
     [
         (openai.APIConnectionError(request=_REQUEST), "MODEL_UNAVAILABLE", True),
-        (openai.APITimeoutError(request=_REQUEST), "MODEL_UNAVAILABLE", True),
+        (openai.APITimeoutError(request=_REQUEST), "MODEL_TIMEOUT", True),
         (_status(openai.RateLimitError, 429), "MODEL_RATE_LIMITED", True),
         (_status(openai.InternalServerError, 503), "MODEL_ERROR", True),
         (_status(openai.BadRequestError, 400), "MODEL_ERROR", False),
@@ -211,7 +210,8 @@ async def test_model_failures_become_agent_errors(
     assert raised.value.__cause__ is error
 
 
-async def test_tools_are_refused_until_the_agent_has_some(recorder: Recorder) -> None:
+async def test_a_task_asking_for_a_tool_the_agent_lacks_is_refused(recorder: Recorder) -> None:
+    # The orchestrator refuses such tasks before they run; the runtime guards anyway.
     run = AgentRun(
         task_id="t-1",
         agent="assistant",
@@ -222,9 +222,9 @@ async def test_tools_are_refused_until_the_agent_has_some(recorder: Recorder) ->
     with pytest.raises(AgentError) as raised:
         await _offline().run(run, recorder)
 
-    assert raised.value.reason == "TOOLS_UNSUPPORTED"
+    assert raised.value.reason == "TOOL_UNAVAILABLE"
     assert not raised.value.retryable
-    assert "web_search, lookup" in raised.value.message
+    assert raised.value.message == "agent 'assistant' has no tool lookup, web_search"
     assert recorder.payloads == []
 
 
@@ -241,14 +241,14 @@ def _delta(text: str) -> TResponseStreamEvent:
 
 
 def test_tool_and_handoff_events_translate_to_domain_payloads() -> None:
-    # No configured agent has tools or handoffs yet, so the translation is checked on
-    # the SDK's own event objects.
+    # Checked on the SDK's own event objects: every kind, in any order.
     first, second = Agent[Any](name="first"), Agent[Any](name="second")
     call = ResponseFunctionToolCall(
         type="function_call", call_id="call-1", name="lookup", arguments='{"q":"rain"}'
     )
     result = {"type": "function_call_output", "call_id": "call-1", "output": "42"}
-    translate = _Translator("first")
+    failure = {"type": "function_call_output", "call_id": "call-2", "output": "error: no"}
+    translate = _Translator("first", FailedCalls({"call-2"}))
 
     payloads = [
         translate(AgentUpdatedStreamEvent(new_agent=first)),
@@ -256,6 +256,11 @@ def test_tool_and_handoff_events_translate_to_domain_payloads() -> None:
         translate(
             RunItemStreamEvent(
                 "tool_output", ToolCallOutputItem(agent=first, raw_item=result, output=42)
+            )
+        ),
+        translate(
+            RunItemStreamEvent(
+                "tool_output", ToolCallOutputItem(agent=first, raw_item=failure, output="error: no")
             )
         ),
         translate(AgentUpdatedStreamEvent(new_agent=second)),
@@ -266,6 +271,7 @@ def test_tool_and_handoff_events_translate_to_domain_payloads() -> None:
         None,
         ToolCalled(call_id="call-1", name="lookup", arguments_json='{"q":"rain"}'),
         ToolReturned(call_id="call-1", output="42"),
+        ToolReturned(call_id="call-2", output="error: no", is_error=True),
         AgentChanged("second", previous="first", handoff=True),
         None,
     ]

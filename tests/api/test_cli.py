@@ -160,12 +160,35 @@ async def test_bad_settings_exit_2_with_a_clear_message(
         ("bogus: 1\n", "bogus: Extra inputs are not permitted"),
         ("server: [unclosed\n", "not valid YAML"),
         ("server:\n  grace_period: soon\n", "server.grace_period:"),
+        # Agents that cannot run are refused at start, naming the field.
+        ("agents:\n  - name: a\n    model: gpt-4\n", "agents.0.model: Value error, must be"),
+        (
+            "agents:\n  - name: a\n    handoffs: [ghost]\n",
+            "agents[0].handoffs[0]: no agent named 'ghost'",
+        ),
+        ("agents:\n  - name: a\n    tools: [teleport]\n", "agents[0].tools[0]: unknown tool"),
+        (
+            "agents:\n  - name: a\n    tools: [web_search]\n",
+            "agents[0].tools[0]: web_search needs",
+        ),
+        (
+            "agents:\n  - name: a\n    model: 'compat:llama3'\n",
+            "base_url is required for a compat: model",
+        ),
+        (
+            "agents:\n  - name: a\n    model: 'openai:gpt-4.1-mini'\n"
+            "    api_key_env: SWITCHBOARD_TEST_UNSET_KEY\n",
+            "agents[0].api_key_env: SWITCHBOARD_TEST_UNSET_KEY is not set",
+        ),
     ],
 )
 async def test_a_bad_settings_file_exits_2(tmp_path: Path, content: str, expected: str) -> None:
     config = tmp_path / "bad.yaml"
-    config.write_text(content)
-    result = await _switchboard("serve", "--config", str(config))
+    config.write_text(f"default_agent: a\n{content}" if content.startswith("agents") else content)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    result = await _switchboard(
+        "serve", "--config", str(config), "--database-url", database, "--address", "127.0.0.1:0"
+    )
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr
     assert "Traceback" not in result.stderr

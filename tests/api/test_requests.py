@@ -45,6 +45,7 @@ def test_every_field_is_read() -> None:
         metadata={"team": "a"},
         priority=tasks_pb2.TASK_PRIORITY_HIGH,
         timeout=duration_pb2.Duration(seconds=12, nanos=500_000_000),
+        no_cache=True,
     )
     new = new_task(tasks_pb2.SubmitTaskRequest(task=spec, request_id="r-1"))
     assert new.request_id == "r-1"
@@ -56,6 +57,7 @@ def test_every_field_is_read() -> None:
         metadata={"team": "a"},
         priority=Priority.HIGH,
         timeout=timedelta(seconds=12.5),
+        no_cache=True,
     )
 
 
@@ -71,6 +73,7 @@ def test_every_field_is_read() -> None:
             metadata={"k": "v", "other": ""},
             priority=Priority.LOW,
             timeout=timedelta(seconds=300),
+            no_cache=True,
         ),
         TaskSpec(input="x", priority=Priority.HIGH, timeout=timedelta(milliseconds=1500)),
     ],

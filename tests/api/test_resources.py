@@ -57,7 +57,7 @@ def test_an_unknown_error_code_name_becomes_unknown() -> None:
 def test_a_finished_task() -> None:
     task = Task(
         id="t-1",
-        spec=TaskSpec(input="hi", agent="assistant", timeout=timedelta(seconds=30)),
+        spec=TaskSpec(input="hi", agent="assistant", timeout=timedelta(seconds=30), no_cache=True),
         state=TaskState.FAILED,
         create_time=NOW,
         owner="someone",
@@ -70,6 +70,7 @@ def test_a_finished_task() -> None:
         start_time=NOW + timedelta(seconds=1),
         end_time=NOW + timedelta(seconds=2),
         last_sequence=9,
+        cached=True,
     )
     message = task_to_proto(task)
     assert message.id == "t-1"
@@ -82,6 +83,7 @@ def test_a_finished_task() -> None:
     assert _error_info(message.error).reason == "AGENT_FAILED"
     assert (message.agent, message.attempts, message.last_sequence) == ("assistant", 3, 9)
     assert message.request_id == "r-1"
+    assert (message.cached, message.spec.no_cache) == (True, True)
     assert message.usage == tasks_pb2.TokenUsage(input_tokens=1, output_tokens=2, total_tokens=3)
     assert message.create_time.ToDatetime(UTC) == NOW
     assert message.start_time.ToDatetime(UTC) == NOW + timedelta(seconds=1)
@@ -93,6 +95,7 @@ def test_a_queued_task_leaves_what_has_not_happened_unset() -> None:
         Task(id="t", spec=TaskSpec(input="x"), state=TaskState.QUEUED, create_time=NOW)
     )
     assert message.state == tasks_pb2.TASK_STATE_QUEUED
+    assert (message.cached, message.spec.no_cache) == (False, False)
     for name in ("error", "start_time", "end_time"):
         assert not message.HasField(name), name
     assert not message.spec.HasField("timeout")

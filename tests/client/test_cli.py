@@ -56,6 +56,16 @@ async def test_run_json_is_one_task(swb: Swb) -> None:
     assert again[0]["id"] == task["id"]
 
 
+async def test_no_cache_reaches_the_task_spec(swb: Swb) -> None:
+    (plain,) = _json_lines((await swb("--json", "run", "x", "--agent", "echo")).check().stdout)
+    assert "noCache" not in plain["spec"]
+    (ran,) = _json_lines((await swb("--json", "run", "x", "--no-cache")).check().stdout)
+    assert ran["spec"]["noCache"] is True
+    (queued,) = _json_lines((await swb("--json", "submit", "x", "--no-cache")).check().stdout)
+    assert queued["spec"]["noCache"] is True
+    assert "cached" not in (await swb("get", queued["id"])).check().stdout
+
+
 async def test_run_watch_json_streams_events_then_the_task(swb: Swb) -> None:
     done = (await swb("--json", "run", "--watch", "a b c d e f")).check()
     *events, task = _json_lines(done.stdout)

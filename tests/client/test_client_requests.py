@@ -24,6 +24,7 @@ def test_options_fill_the_spec() -> None:
         labels={"team": "qa"},
         priority="HIGH",
         task_timeout=1.5,
+        no_cache=True,
     )
     spec = task_spec("hello", options)
     assert spec == tasks_pb2.TaskSpec(
@@ -39,6 +40,7 @@ def test_options_fill_the_spec() -> None:
         metadata={"team": "qa"},
         priority=tasks_pb2.TASK_PRIORITY_HIGH,
         timeout=timedelta(seconds=1.5),
+        no_cache=True,
     )
 
 
@@ -58,6 +60,8 @@ def test_options_override_a_given_spec_without_changing_it() -> None:
     assert given.agent == "assistant"
     assert len(given.tools) == 1
     assert task_spec(given, TaskOptions()) == given
+    cached = tasks_pb2.TaskSpec(input="x", no_cache=True)
+    assert not task_spec(cached, TaskOptions(no_cache=False)).no_cache
 
 
 @pytest.mark.parametrize("name", ["low", "LOW", " Low ", "TASK_PRIORITY_LOW", "task_priority_low"])

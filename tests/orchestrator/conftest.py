@@ -10,13 +10,17 @@ from typing import Any
 import pytest
 
 from switchboard.server.agents import AgentRuntime, build_runtimes
-from switchboard.server.config import AgentConfig, Settings
+from switchboard.server.config import AgentConfig, RetryConfig, Settings
 from switchboard.server.domain import Task, TaskEvent, TaskSpec
 from switchboard.server.events import InProcessBus
 from switchboard.server.orchestrator import NewTask, Orchestrator
 from switchboard.server.store import TaskStore
 
 RuntimeFactory = Callable[[Settings], dict[str, AgentRuntime]]
+# Retries without real waits: tests that retry stay fast.
+QUICK_RETRY = RetryConfig(
+    initial_backoff=timedelta(milliseconds=5), max_backoff=timedelta(milliseconds=20)
+)
 
 
 @dataclass
@@ -68,7 +72,7 @@ async def start_harness(
 
 def make_settings(database_url: str, *agents: AgentConfig, **overrides: Any) -> Settings:
     """Settings for a test: the given agents (the first is the default)."""
-    agents = agents or (AgentConfig(name="assistant", model="offline"),)
+    agents = agents or (AgentConfig(name="assistant", model="offline", retry=QUICK_RETRY),)
     return Settings(
         database_url=database_url,
         agents=list(agents),

@@ -55,6 +55,7 @@ async def test_commit_writes_many_events_and_tasks_in_one_commit(
         error=TaskError("INTERNAL", "it broke", "AGENT_ERROR"),
         end_time=T0 + timedelta(seconds=2),
         last_sequence=6,
+        cached=True,
     )
     before = dataclasses.replace(store.stats)
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from switchboard.server.domain import StateChanged, Task, TaskEvent, TaskState
-from switchboard.server.store import TaskStore, migrate
+from switchboard.server.domain import StateChanged, Task, TaskEvent, TaskSpec, TaskState
+from switchboard.server.store import TaskStore, codec, migrate
 from switchboard.server.store.engine import create_engine
 from switchboard.server.store.migrate import alembic_config
-from switchboard.server.store.schema import metadata
+from switchboard.server.store.schema import metadata, task_events, tasks
 
 
 def _schema_diff(connection: Connection) -> list[object]:
@@ -37,7 +40,7 @@ async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     try:
         async with engine.connect() as connection:
             assert await connection.run_sync(_schema_diff) == []
-            assert await connection.run_sync(_version) == "0001"
+            assert await connection.run_sync(_version) == "0002"
     finally:
         await engine.dispose()
 
@@ -58,21 +61,65 @@ async def test_migrate_twice_is_a_no_op(database_url: str, new_task) -> None:
         await store.close()
 
 
-async def test_downgrade_to_base_and_up_again(database_url: str) -> None:
-    def down(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
+def _alembic(connection: Connection, step: Callable[[Config, str], None], revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    step(config, revision)
 
+
+def _task_columns(connection: Connection) -> set[str]:
+    return {column["name"] for column in sa.inspect(connection).get_columns("tasks")}
+
+
+async def test_downgrade_to_base_and_up_again(database_url: str) -> None:
     await migrate(database_url)
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(down)
+            await connection.run_sync(_alembic, command.downgrade, "base")
             assert await connection.run_sync(_tables) == {"alembic_version"}
         await migrate(database_url)
         async with engine.connect() as connection:
             assert await connection.run_sync(_schema_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_0002_adds_the_cache_columns_and_drops_them_keeping_every_task(
+    database_url: str, new_task
+) -> None:
+    old = new_task(state=TaskState.SUCCEEDED, output_text="before the cache", last_sequence=1)
+    old_row = {k: v for k, v in codec.task_to_row(old).items() if k not in {"no_cache", "cached"}}
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_alembic, command.upgrade, "0001")
+            assert {"no_cache", "cached"}.isdisjoint(await connection.run_sync(_task_columns))
+            await connection.execute(sa.insert(tasks).values(old_row))
+            await connection.execute(
+                sa.insert(task_events).values(codec.event_to_row(_first_event(old)))
+            )
+        async with engine.begin() as connection:
+            await connection.run_sync(_alembic, command.upgrade, "head")
+        store = TaskStore(engine)
+        # A task written before 0002 reads as neither opted out nor cached.
+        assert await store.get_task(old.id) == old
+        new = new_task(spec=TaskSpec(input="x", no_cache=True), cached=True)
+        await store.create_task(new, _first_event(new))
+        assert await store.get_task(new.id) == new
+
+        async with engine.begin() as connection:
+            await connection.run_sync(_alembic, command.downgrade, "0001")
+            assert {"no_cache", "cached"}.isdisjoint(await connection.run_sync(_task_columns))
+            assert await connection.run_sync(_version) == "0001"
+            # No task and no event is lost on the way down (a copy-and-move of
+            # `tasks` on SQLite would cascade-delete every event).
+            for table in (tasks, task_events):
+                count = sa.select(sa.func.count()).select_from(table)
+                assert (await connection.execute(count)).scalar() == 2, table.name
+        await migrate(database_url)
+        assert await store.get_task(old.id) == old
+        assert await store.get_task(new.id) == replace(new, spec=TaskSpec(input="x"), cached=False)
     finally:
         await engine.dispose()
 

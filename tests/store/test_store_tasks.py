@@ -41,6 +41,7 @@ async def test_full_task_round_trips(store: TaskStore) -> None:
             metadata={"team": "search", "ticket": "SB-1", "empty": ""},
             priority=Priority.HIGH,
             timeout=timedelta(seconds=12, milliseconds=345),
+            no_cache=True,
         ),
         state=TaskState.FAILED,
         create_time=T0,
@@ -55,6 +56,7 @@ async def test_full_task_round_trips(store: TaskStore) -> None:
         start_time=datetime(2026, 3, 1, 14, 0, 1, 1, tzinfo=plus_two),
         end_time=datetime(2026, 3, 1, 12, 0, 2, 999999, tzinfo=UTC),
         last_sequence=1,
+        cached=True,
     )
     stored, created = await store.create_task(task, _event(task))
     assert (stored, created) == (task, True)

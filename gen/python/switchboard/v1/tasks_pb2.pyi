@@ -60,7 +60,7 @@ class Tool(_message.Message):
     def __init__(self, type: _Optional[_Union[ToolType, str]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("input", "instructions", "agent", "tools", "metadata", "priority", "timeout")
+    __slots__ = ("input", "instructions", "agent", "tools", "metadata", "priority", "timeout", "no_cache")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class TaskSpec(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     input: str
     instructions: str
     agent: str
@@ -82,7 +83,8 @@ class TaskSpec(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     priority: TaskPriority
     timeout: _duration_pb2.Duration
-    def __init__(self, input: _Optional[str] = ..., instructions: _Optional[str] = ..., agent: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    no_cache: bool
+    def __init__(self, input: _Optional[str] = ..., instructions: _Optional[str] = ..., agent: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., no_cache: _Optional[bool] = ...) -> None: ...
 
 class TokenUsage(_message.Message):
     __slots__ = ("input_tokens", "output_tokens", "total_tokens")
@@ -95,7 +97,7 @@ class TokenUsage(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "spec", "state", "output_text", "error", "agent", "attempts", "usage", "create_time", "start_time", "end_time", "last_sequence", "request_id")
+    __slots__ = ("id", "spec", "state", "output_text", "error", "agent", "attempts", "usage", "create_time", "start_time", "end_time", "last_sequence", "request_id", "cached")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +111,7 @@ class Task(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: TaskSpec
     state: TaskState
@@ -122,7 +125,8 @@ class Task(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     last_sequence: int
     request_id: str
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., output_text: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., agent: _Optional[str] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    cached: bool
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., output_text: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., agent: _Optional[str] = ..., attempts: _Optional[int] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., request_id: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
     __slots__ = ("task_id", "sequence", "time", "state_changed", "agent_changed", "output_delta", "tool_call", "tool_result", "usage", "log")

@@ -1,4 +1,4 @@
-"""Domain <-> row/JSON codec: every payload kind survives a JSON round trip."""
+"""Event payloads and task errors to JSON and back: every kind survives the round trip."""
 
 from __future__ import annotations
 
@@ -7,40 +7,14 @@ import typing
 
 import pytest
 
-from switchboard.server.domain import (
-    AgentChanged,
-    EventPayload,
-    LogRecord,
-    OutputDelta,
-    StateChanged,
-    TaskError,
-    TaskState,
-    TokenUsage,
-    ToolCalled,
-    ToolReturned,
-    UsageReported,
+from switchboard.server.domain import EventPayload, StateChanged, TaskError, TaskState
+from switchboard.server.domain.serialize import (
+    error_from_json,
+    error_to_json,
+    payload_from_json,
+    payload_to_json,
 )
-from switchboard.server.store.codec import payload_from_json, payload_to_json
-
-EVERY_PAYLOAD: list[EventPayload] = [
-    StateChanged(TaskState.QUEUED),
-    StateChanged(TaskState.RUNNING, previous=TaskState.QUEUED, reason="picked up"),
-    StateChanged(
-        TaskState.FAILED,
-        previous=TaskState.RUNNING,
-        reason="agent failed",
-        error=TaskError(code="UNAVAILABLE", message="model down", reason="AGENT_UNAVAILABLE"),
-    ),
-    AgentChanged(agent="offline"),
-    AgentChanged(agent="writer", previous="triage", handoff=True),
-    OutputDelta(text='héllo, wörld 👋\nsecond line\t"quoted"'),
-    OutputDelta(text=""),
-    ToolCalled(call_id="call-1", name="get_weather", arguments_json='{"city": "Zürich"}'),
-    ToolReturned(call_id="call-1", output="sunny"),
-    ToolReturned(call_id="call-2", output="boom", is_error=True),
-    UsageReported(TokenUsage(input_tokens=12, output_tokens=34, total_tokens=46)),
-    LogRecord(level="WARNING", message="retrying"),
-]
+from tests.payloads import EVERY_PAYLOAD
 
 
 def test_every_payload_type_is_covered() -> None:
@@ -72,6 +46,11 @@ def test_enums_are_stored_as_their_values() -> None:
     assert body["previous"] == "running"
 
 
+def test_a_task_error_round_trips() -> None:
+    error = TaskError(code="DEADLINE_EXCEEDED", message="too slow", reason="TASK_TIMEOUT")
+    assert error_from_json(json.loads(json.dumps(error_to_json(error)))) == error
+
+
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown event kind 'teleported'"):
         payload_from_json("teleported", {})
@@ -80,6 +59,8 @@ def test_unknown_kind_is_refused() -> None:
 def test_body_missing_a_key_is_refused() -> None:
     with pytest.raises(KeyError):
         payload_from_json("output_delta", {})
+    with pytest.raises(KeyError):
+        error_from_json({"code": "INTERNAL", "message": "no reason"})
 
 
 def test_non_payload_is_refused() -> None:

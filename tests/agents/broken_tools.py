@@ -1,0 +1,3 @@
+"""A tool module that fails as it is imported."""
+
+raise RuntimeError("broken on purpose")
