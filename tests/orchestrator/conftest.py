@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -60,10 +61,14 @@ class Harness:
 
 
 async def start_harness(
-    settings: Settings, store: TaskStore, runtimes: RuntimeFactory, registry: list[Harness]
+    settings: Settings,
+    store: TaskStore,
+    runtimes: RuntimeFactory,
+    registry: list[Harness],
+    clock: Callable[[], float] = time.monotonic,
 ) -> Harness:
     bus = InProcessBus()
-    orchestrator = Orchestrator(settings, store, bus, runtimes(settings))
+    orchestrator = Orchestrator(settings, store, bus, runtimes(settings), clock=clock)
     await orchestrator.start()
     harness = Harness(settings, store, bus, orchestrator, runtimes, registry)
     registry.append(harness)
@@ -91,12 +96,15 @@ async def make_harness(database_url: str) -> AsyncIterator[HarnessFactory]:
     stores: list[TaskStore] = []
 
     async def make(
-        *agents: AgentConfig, runtimes: RuntimeFactory = build_runtimes, **overrides: Any
+        *agents: AgentConfig,
+        runtimes: RuntimeFactory = build_runtimes,
+        clock: Callable[[], float] = time.monotonic,
+        **overrides: Any,
     ) -> Harness:
         settings = make_settings(database_url, *agents, **overrides)
         store = await TaskStore.open(settings.database_url, migrate=True)
         stores.append(store)
-        return await start_harness(settings, store, runtimes, started)
+        return await start_harness(settings, store, runtimes, started, clock)
 
     yield make
     for harness in started:

@@ -8,13 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from switchboard.server.config import AgentConfig, QueueConfig
+from switchboard.server.config import AgentConfig, BreakerConfig, QueueConfig, RetryConfig
 from switchboard.server.domain import (
     LogRecord,
+    OutputDelta,
     Priority,
     StateChanged,
     TaskSpec,
     TaskState,
+    Unavailable,
 )
 from switchboard.server.orchestrator import NewTask
 from tests.orchestrator.conftest import Harness, HarnessFactory
@@ -267,3 +269,81 @@ async def test_restart_fails_tasks_interrupted_on_every_attempt(
     failed = await restarted.orchestrator.get(task.id)
     assert failed.state is TaskState.FAILED
     assert failed.error.reason == "TASK_INTERRUPTED"
+
+
+async def test_breaker_opens_fails_fast_then_probes_and_closes(
+    make_harness: HarnessFactory, model: ScriptedModel
+) -> None:
+    now = [0.0]
+    breaker = BreakerConfig(
+        failure_threshold=2, reset_timeout=timedelta(seconds=60), success_threshold=2
+    )
+    agent = AgentConfig(name="assistant", retry=RetryConfig(attempts=1), breaker=breaker)
+    harness = await make_harness(agent, runtimes=scripted_runtimes(model), clock=lambda: now[0])
+    for text in ("down-1", "down-2"):
+        model.fail(text, provider_timeout())
+        assert (await harness.execute(text)).state is TaskState.FAILED
+    status = harness.orchestrator.agent("assistant")
+    assert (status.healthy, status.circuit_state) == (False, "open")
+
+    with pytest.raises(Unavailable) as refused:
+        await harness.submit("refused while open")
+    assert refused.value.reason == "CIRCUIT_OPEN"
+    assert refused.value.retry_after == timedelta(seconds=60)
+    assert len((await harness.orchestrator.list_tasks()).tasks) == 2
+
+    now[0] += 60  # the reset period passes: the next tasks are probes
+    assert harness.orchestrator.agent("assistant").circuit_state == "half_open"
+    first = await harness.execute("probe-1")
+    assert first.state is TaskState.SUCCEEDED
+    assert harness.orchestrator.agent("assistant").circuit_state == "half_open"
+    await harness.execute("probe-2")
+    status = harness.orchestrator.agent("assistant")
+    assert (status.healthy, status.circuit_state) == (True, "closed")
+
+
+async def test_queued_tasks_fail_fast_when_the_breaker_opens(
+    make_harness: HarnessFactory, model: ScriptedModel
+) -> None:
+    breaker = BreakerConfig(failure_threshold=1, reset_timeout=timedelta(seconds=60))
+    agent = AgentConfig(
+        name="assistant", retry=RetryConfig(attempts=1), breaker=breaker, max_concurrency=1
+    )
+    harness = await make_harness(agent, runtimes=scripted_runtimes(model))
+    gate = model.hold("failing")
+    model.fail("failing", provider_timeout())
+    first = await harness.submit("failing")
+    await model.wait_started()
+    queued = await harness.submit("behind it")
+    gate.set()
+    assert (await harness.events(first.id))[-1].payload.state is TaskState.FAILED
+    events = await harness.events(queued.id)
+    assert events[-1].payload.state is TaskState.FAILED
+    failed = await harness.orchestrator.get(queued.id)
+    assert failed.error.reason == "CIRCUIT_OPEN"
+    assert failed.error.code == "UNAVAILABLE"
+    assert failed.attempts == 1
+
+
+async def test_a_cached_result_replays_its_events_without_calling_the_model(
+    scripted: Harness, model: ScriptedModel
+) -> None:
+    first = await scripted.execute("the same question")
+    assert await model.wait_started() == ["the same question"]
+    again = await scripted.execute("the same question")
+    assert model.started.empty()
+    assert (again.cached, first.cached) == (True, False)
+    assert again.output_text == first.output_text
+    assert again.usage.total_tokens == 0  # nothing was spent on it
+    replayed = await scripted.events(again.id)
+    original = await scripted.events(first.id)
+    deltas = [e.payload for e in original if isinstance(e.payload, OutputDelta)]
+    assert [e.payload for e in replayed if isinstance(e.payload, OutputDelta)] == deltas
+    assert replayed[-1].payload.state is TaskState.SUCCEEDED
+
+    fresh = await scripted.execute("the same question", no_cache=True)
+    assert await model.wait_started() == ["the same question"]
+    assert fresh.cached is False
+    other = await scripted.execute("the same question", instructions="differently")
+    assert await model.wait_started() == ["the same question"]
+    assert other.cached is False
