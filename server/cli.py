@@ -134,15 +134,20 @@ def _settings(**flags: Any) -> Settings:
     try:
         return load_settings(**flags)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = "; ".join(_problem(error["loc"], error["msg"]) for error in exc.errors())
         _fail(f"invalid settings: {problems}")
     except FileNotFoundError as exc:
         _fail(str(exc))
     except yaml.YAMLError as exc:
         _fail(f"the settings file is not valid YAML: {exc}")
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    """One settings error as ``agents[0].model: must be ...``."""
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+    message = message.removeprefix("Value error, ")
+    # Checks across fields name their own field path in the message.
+    return f"{path.lstrip('.')}: {message}" if path else message
 
 
 def _fail(message: str) -> NoReturn:

@@ -7,13 +7,14 @@ the YAML file named by ``SWITCHBOARD_CONFIG``, then the defaults below.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +27,18 @@ _AGENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
+def _seconds(value: Any) -> Any:
+    # A bare number is seconds, also as text (environment variables are text), as in YAML.
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds)]
+"""A duration: seconds as a number, or ISO 8601 (PT1M30S) or HH:MM:SS."""
+
+
 _MODEL = re.compile(r"^(offline|echo|(openai|compat):[\w.:/@-]+)$")
 
 
@@ -35,10 +48,10 @@ class RetryConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
     attempts: int = Field(default=3, ge=1, le=10, description="Runs per task at most.")
-    initial_backoff: timedelta = Field(
+    initial_backoff: Duration = Field(
         default=timedelta(milliseconds=500), description="Wait before the second attempt."
     )
-    max_backoff: timedelta = Field(
+    max_backoff: Duration = Field(
         default=timedelta(seconds=10), description="Longest wait between attempts."
     )
 
@@ -49,9 +62,12 @@ class BreakerConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
     failure_threshold: int = Field(
-        default=5, ge=1, description="Consecutive failed tasks that open the breaker."
+        default=5,
+        ge=1,
+        description="Consecutive tasks that failed on the provider (after their retries) "
+        "that open the breaker.",
     )
-    reset_timeout: timedelta = Field(
+    reset_timeout: Duration = Field(
         default=timedelta(seconds=60), description="How long it stays open before probing."
     )
     success_threshold: int = Field(
@@ -92,12 +108,12 @@ class AgentConfig(BaseModel):
         default_factory=list, description="Agents (by name) it may hand a task off to."
     )
     max_concurrency: int = Field(default=10, ge=1, le=10_000)
-    timeout: timedelta = Field(
+    timeout: Duration = Field(
         default=timedelta(seconds=30), description="Default task timeout (1 s..300 s)."
     )
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
-    cache_ttl: timedelta = Field(
+    cache_ttl: Duration = Field(
         default=timedelta(hours=1),
         description="How long a result is reused for the same request; 0 turns caching off.",
     )
@@ -168,12 +184,12 @@ class StoreConfig(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    flush_interval: timedelta = Field(
+    flush_interval: Duration = Field(
         default=timedelta(milliseconds=10),
         description="How long the event writer gathers events into one commit.",
     )
     max_batch: int = Field(default=500, ge=1, description="Events per commit at most.")
-    shutdown_write_timeout: timedelta = Field(
+    shutdown_write_timeout: Duration = Field(
         default=timedelta(seconds=5),
         description="At shutdown, how long to keep retrying event writes the store refuses.",
     )
@@ -201,7 +217,7 @@ class ToolsConfig(BaseModel):
         default_factory=list,
         description="Hosts http_fetch may fetch from (exact names, or '*.example.com').",
     )
-    http_timeout: timedelta = Field(default=timedelta(seconds=10))
+    http_timeout: Duration = Field(default=timedelta(seconds=10))
     http_max_bytes: int = Field(default=200_000, ge=1, description="Largest body returned.")
 
 
@@ -210,11 +226,11 @@ class ServerConfig(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    grace_period: timedelta = Field(
+    grace_period: Duration = Field(
         default=timedelta(seconds=20),
         description="On SIGTERM, how long in-flight calls and tasks may finish.",
     )
-    drain_delay: timedelta = Field(
+    drain_delay: Duration = Field(
         default=timedelta(0),
         description="On SIGTERM, how long to keep serving after readiness goes NOT_SERVING, "
         "so load balancers stop sending calls first (e.g. 5 s on Kubernetes).",
@@ -247,6 +263,10 @@ class Settings(BaseSettings):
         default=None,
         description="redis://HOST:PORT/DB: share the result cache (and, with replicas, more) "
         "through Redis. Unset: everything stays in this process.",
+    )
+    redis_prefix: str = Field(
+        default="switchboard:",
+        description="Prefix of every Redis key this deployment writes (to share one Redis).",
     )
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)

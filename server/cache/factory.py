@@ -15,5 +15,5 @@ def open_cache(settings: Settings) -> ResultCache:
     server that cannot start.
     """
     if settings.redis_url:
-        return RedisCache.from_url(settings.redis_url)
+        return RedisCache.from_url(settings.redis_url, prefix=settings.redis_prefix)
     return MemoryCache()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import tenacity
@@ -18,8 +19,10 @@ from switchboard.server.domain import (
     AgentChanged,
     EventPayload,
     LogRecord,
+    OutputDelta,
     TaskError,
     TaskState,
+    ToolCalled,
 )
 from switchboard.server.orchestrator.breaker import CircuitBreaker, Outcome
 from switchboard.server.orchestrator.tracked import TrackedTask
@@ -46,8 +49,9 @@ class CircuitOpen(AgentError):
     def __init__(self, worker: Worker) -> None:
         seconds = worker.breaker.retry_after.total_seconds()
         super().__init__(
-            f"agent {worker.config.name!r} is unavailable: its provider failed "
-            f"{worker.config.breaker.failure_threshold} times in a row; retry in {seconds:.0f} s",
+            f"agent {worker.config.name!r} is unavailable: its last "
+            f"{worker.config.breaker.failure_threshold} tasks failed on its provider; "
+            f"retry in {seconds:.0f} s",
             reason="CIRCUIT_OPEN",
         )
 
@@ -94,7 +98,7 @@ class TaskRunner:
                 if key is not None and (hit := await self._cache.get(key)) is not None:
                     return await self._replay(tracked, hit)
                 recorder = _Recorder(tracked)
-                outcome = await self._attempts(recorder, worker, deadline)
+                outcome = await self._through_breaker(recorder, worker, deadline)
         except TimeoutError:
             error = TaskError("DEADLINE_EXCEEDED", "the task ran out of time", "TASK_TIMED_OUT")
             await tracked.transition(TaskState.TIMED_OUT, error.message, error)
@@ -114,7 +118,9 @@ class TaskRunner:
         await tracked.transition(
             TaskState.SUCCEEDED, output_text=outcome.output_text, agent=outcome.agent
         )
-        if key is not None:
+        # A run that called tools may have depended on the moment (the time, a fetched
+        # page) or changed something: its answer is not reused.
+        if key is not None and not any(isinstance(p, ToolCalled) for p in recorder.payloads):
             result = CachedResult(outcome.output_text, outcome.agent, tuple(recorder.payloads))
             await self._cache.put(key, result, worker.config.cache_ttl)
         return TaskState.SUCCEEDED
@@ -123,7 +129,11 @@ class TaskRunner:
     async def _replay(tracked: TrackedTask, hit: CachedResult) -> TaskState:
         tracked.record(LogRecord("info", "served from the result cache; the model was not called"))
         for payload in hit.payloads:
-            tracked.record(payload)
+            tracked.record(
+                replace(payload, attempt=tracked.task.attempts)
+                if isinstance(payload, OutputDelta)
+                else payload
+            )
         await tracked.transition(
             TaskState.SUCCEEDED, output_text=hit.output_text, agent=hit.agent, cached=True
         )
@@ -167,43 +177,46 @@ class TaskRunner:
                         attempts=tracked.task.attempts + 1,
                     )
                 recorder.payloads.clear()  # only the attempt that succeeds is reused
-                return await self._call(recorder, worker, number, deadline)
+                return await self._call(recorder, worker, number)
         raise AssertionError("unreachable: tenacity returns or re-raises")
 
-    @staticmethod
-    async def _call(
-        recorder: _Recorder, worker: Worker, attempt: int, deadline: float
+    async def _through_breaker(
+        self, recorder: _Recorder, worker: Worker, deadline: float
     ) -> AgentOutcome:
-        """One attempt through the agent's circuit breaker."""
+        """Every attempt of the task, counted by the agent's breaker as one call."""
         if not worker.breaker.allow():
             raise CircuitOpen(worker)
-        tracked = recorder.tracked
-        spec = tracked.task.spec
+        verdict = Outcome.FAILURE
+        try:
+            result = await self._attempts(recorder, worker, deadline)
+            verdict = Outcome.SUCCESS
+            return result
+        except AgentError as exc:
+            # A request the provider refused as invalid says nothing about its health.
+            verdict = Outcome.FAILURE if exc.retryable else Outcome.NEUTRAL
+            raise
+        except asyncio.CancelledError:
+            # Cancelled by a client, a shutdown or the deadline: only the deadline (the
+            # provider was too slow) is the provider's fault.
+            timed_out = asyncio.get_running_loop().time() >= deadline
+            verdict = Outcome.FAILURE if timed_out else Outcome.NEUTRAL
+            raise
+        finally:
+            worker.breaker.record(verdict)
+
+    @staticmethod
+    async def _call(recorder: _Recorder, worker: Worker, attempt: int) -> AgentOutcome:
+        """One attempt."""
+        spec = recorder.tracked.task.spec
         run = AgentRun(
-            task_id=tracked.task.id,
+            task_id=recorder.tracked.task.id,
             agent=spec.agent,
             input=spec.input,
             instructions=spec.instructions,
             tools=spec.tools,
             attempt=attempt,
         )
-        outcome = Outcome.FAILURE
-        try:
-            result = await worker.runtime.run(run, recorder.emit)
-            outcome = Outcome.SUCCESS
-            return result
-        except AgentError as exc:
-            # A request the provider refused as invalid says nothing about its health.
-            outcome = Outcome.FAILURE if exc.retryable else Outcome.NEUTRAL
-            raise
-        except asyncio.CancelledError:
-            # Cancelled by a client, a shutdown or the deadline: only the deadline (the
-            # provider was too slow) is the provider's fault.
-            timed_out = asyncio.get_running_loop().time() >= deadline
-            outcome = Outcome.FAILURE if timed_out else Outcome.NEUTRAL
-            raise
-        finally:
-            worker.breaker.record(outcome)
+        return await worker.runtime.run(run, recorder.emit)
 
     async def _interrupted(self, tracked: TrackedTask) -> TaskState:
         if tracked.task.state.terminal:
@@ -232,6 +245,8 @@ class _Recorder:
         self.payloads: list[EventPayload] = []
 
     async def emit(self, payload: EventPayload) -> None:
+        if isinstance(payload, OutputDelta):
+            payload = replace(payload, attempt=self.tracked.task.attempts)
         if replayable(payload):
             self.payloads.append(payload)
         await self.tracked.emit(payload)
@@ -242,8 +257,14 @@ def _cache_key(tracked: TrackedTask, worker: Worker) -> str | None:
     spec, config = tracked.task.spec, worker.config
     if spec.no_cache or config.cache_ttl <= timedelta(0):
         return None
+    # The agent's configuration is part of the key: changing it must not serve old answers.
+    fingerprint = hashlib.sha256(
+        config.model_dump_json(
+            include={"model", "base_url", "instructions", "tools", "handoffs"}
+        ).encode()
+    ).hexdigest()[:16]
     return cache_key(
-        agent=config.name,
+        agent=f"{config.name}@{fingerprint}",
         model=config.model,
         instructions="\n\n".join(filter(None, (config.instructions, spec.instructions))),
         input=spec.input,

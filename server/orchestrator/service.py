@@ -196,6 +196,8 @@ class Orchestrator:
             self._validate(batch, "requests[{i}].task", "requests[{i}].request_id")
         limits.raise_if_any(violations)
         deadline_at = self._deadline_at(deadline)
+        # All or nothing: refuse the batch before creating any of it.
+        self._admit([new.spec.agent or self._settings.default_agent for new in batch])
         created = [await self._create(new, owner, deadline_at) for new in batch]
         waiters = {
             asyncio.ensure_future(self._wait_final(tracked)): index
@@ -229,23 +231,28 @@ class Orchestrator:
         margin = min(_DEADLINE_MARGIN, remaining * 0.1)
         return asyncio.get_running_loop().time() + remaining - margin
 
-    async def _create(self, new: NewTask, owner: str, deadline: float | None) -> TrackedTask:
+    def _admit(self, agents: Sequence[str]) -> None:
+        """Refuse new tasks for ``agents`` the service cannot take now."""
         if self._stopping:
             raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
-        if len(self._scheduler) >= self._settings.queue.max_queued:
+        if len(self._scheduler) + len(agents) > self._settings.queue.max_queued:
             raise ResourceExhausted(
                 "the task queue is full", reason="QUEUE_FULL", retry_after=timedelta(seconds=1)
             )
-        now = utcnow()
+        for agent in dict.fromkeys(agents):
+            breaker = self._workers[agent].breaker
+            if breaker.state is CircuitState.OPEN:
+                raise Unavailable(
+                    f"agent {agent!r} is unavailable: its provider keeps failing "
+                    "(circuit breaker open)",
+                    reason="CIRCUIT_OPEN",
+                    retry_after=breaker.retry_after,
+                )
+
+    async def _create(self, new: NewTask, owner: str, deadline: float | None) -> TrackedTask:
         spec = limits.with_defaults(new.spec, self._settings)
-        breaker = self._workers[spec.agent].breaker
-        if breaker.state is CircuitState.OPEN:
-            raise Unavailable(
-                f"agent {spec.agent!r} is unavailable: its provider keeps failing "
-                "(circuit breaker open)",
-                reason="CIRCUIT_OPEN",
-                retry_after=breaker.retry_after,
-            )
+        self._admit([spec.agent])
+        now = utcnow()
         task = Task(
             id=str(uuid.uuid4()),
             spec=spec,

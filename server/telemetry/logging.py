@@ -40,3 +40,7 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The Agents SDK logs every failed model call at ERROR with a traceback, retried or
+    # not; the task's own events and our warnings already tell that story.
+    if level != "debug":
+        logging.getLogger("openai.agents").setLevel(logging.CRITICAL)

@@ -161,7 +161,7 @@ async def test_bad_settings_exit_2_with_a_clear_message(
         ("server: [unclosed\n", "not valid YAML"),
         ("server:\n  grace_period: soon\n", "server.grace_period:"),
         # Agents that cannot run are refused at start, naming the field.
-        ("agents:\n  - name: a\n    model: gpt-4\n", "agents.0.model: Value error, must be"),
+        ("agents:\n  - name: a\n    model: gpt-4\n", "agents[0].model: must be"),
         (
             "agents:\n  - name: a\n    handoffs: [ghost]\n",
             "agents[0].handoffs[0]: no agent named 'ghost'",

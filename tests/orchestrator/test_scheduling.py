@@ -347,3 +347,24 @@ async def test_a_cached_result_replays_its_events_without_calling_the_model(
     other = await scripted.execute("the same question", instructions="differently")
     assert await model.wait_started() == ["the same question"]
     assert other.cached is False
+
+
+async def test_a_batch_is_refused_whole_when_one_agent_is_unavailable(
+    make_harness: HarnessFactory, model: ScriptedModel
+) -> None:
+    broken = AgentConfig(
+        name="broken",
+        retry=RetryConfig(attempts=1),
+        breaker=BreakerConfig(failure_threshold=1, reset_timeout=timedelta(seconds=60)),
+    )
+    harness = await make_harness(
+        AgentConfig(name="assistant"), broken, runtimes=scripted_runtimes(model)
+    )
+    model.fail("down", provider_timeout())
+    await harness.execute("down", agent="broken")
+    before = len((await harness.orchestrator.list_tasks()).tasks)
+    batch = [NewTask(TaskSpec(input="fine")), NewTask(TaskSpec(input="x", agent="broken"))]
+    with pytest.raises(Unavailable):
+        async for _ in harness.orchestrator.execute_batch(batch):
+            pass
+    assert len((await harness.orchestrator.list_tasks()).tasks) == before
