@@ -232,6 +232,7 @@ class WatchView:
         self.activity = ""
         self.error = ""
         self._output: list[str] = []
+        self._attempt = 0
 
     def apply(self, event: tasks_pb2.TaskEvent) -> None:
         """Fold one event into the picture."""
@@ -243,7 +244,11 @@ class WatchView:
         elif kind == "agent_changed":
             self.agent = event.agent_changed.agent
         elif kind == "output_delta":
-            self._output.append(event.output_delta.text)
+            delta = event.output_delta
+            if delta.attempt > self._attempt:  # a retry starts the output over
+                self._attempt = delta.attempt
+                self._output.clear()
+            self._output.append(delta.text)
         elif kind in ("tool_call", "tool_result", "log"):
             self.activity = event_line(event).split(None, 1)[1]
 

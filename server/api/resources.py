@@ -101,7 +101,9 @@ def event_to_proto(event: TaskEvent) -> tasks_pb2.TaskEvent:
                 )
             )
         case OutputDelta():
-            message.output_delta.CopyFrom(tasks_pb2.OutputDelta(text=payload.text))
+            message.output_delta.CopyFrom(
+                tasks_pb2.OutputDelta(text=payload.text, attempt=payload.attempt)
+            )
         case ToolCalled():
             message.tool_call.CopyFrom(
                 tasks_pb2.ToolCall(

@@ -29,9 +29,14 @@ class AgentChanged:
 
 @dataclass(frozen=True, slots=True)
 class OutputDelta:
-    """More output text, to append."""
+    """More output text, to append to what ``attempt`` produced so far.
+
+    A task that is retried starts its output over: text of earlier attempts is not
+    part of the output of a later one.
+    """
 
     text: str
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)

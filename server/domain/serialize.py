@@ -92,8 +92,9 @@ _CODECS = (
     _PayloadCodec(
         "output_delta",
         OutputDelta,
-        lambda p: {"text": p.text},
-        lambda b: OutputDelta(text=b["text"]),
+        lambda p: {"text": p.text, "attempt": p.attempt},
+        # Rows written before deltas carried their attempt are all of attempt 1.
+        lambda b: OutputDelta(text=b["text"], attempt=b.get("attempt", 1)),
     ),
     _PayloadCodec(
         "tool_called",

@@ -123,7 +123,11 @@ def test_a_queued_task_leaves_what_has_not_happened_unset() -> None:
             "agent_changed",
             tasks_pb2.AgentChanged(agent="b", previous_agent="a", handoff=True),
         ),
-        (OutputDelta("more"), "output_delta", tasks_pb2.OutputDelta(text="more")),
+        (
+            OutputDelta("more", attempt=2),
+            "output_delta",
+            tasks_pb2.OutputDelta(text="more", attempt=2),
+        ),
         (
             ToolCalled("c1", "lookup", '{"q": 1}'),
             "tool_call",

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchboard/v1/tasks.proto\x12\x0eswitchboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"<\n\x04Tool\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.switchboard.v1.ToolType\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xbc\x02\n\x08TaskSpec\x12\r\n\x05input\x18\x01 \x01(\t\x12\x14\n\x0cinstructions\x18\x02 \x01(\t\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12#\n\x05tools\x18\x04 \x03(\x0b\x32\x14.switchboard.v1.Tool\x12\x38\n\x08metadata\x18\x05 \x03(\x0b\x32&.switchboard.v1.TaskSpec.MetadataEntry\x12.\n\x08priority\x18\x06 \x01(\x0e\x32\x1c.switchboard.v1.TaskPriority\x12*\n\x07timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08no_cache\x18\x08 \x01(\x08\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"O\n\nTokenUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\"\xb2\x03\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12&\n\x04spec\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.TaskSpec\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.switchboard.v1.TaskState\x12\x13\n\x0boutput_text\x18\x04 \x01(\t\x12!\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.Status\x12\r\n\x05\x61gent\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12)\n\x05usage\x18\x08 \x01(\x0b\x32\x1a.switchboard.v1.TokenUsage\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x0c \x01(\x03\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x0e \x01(\x08\"\xc2\x03\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\rstate_changed\x18\x04 \x01(\x0b\x32\x1c.switchboard.v1.StateChangedH\x00\x12\x35\n\ragent_changed\x18\x05 \x01(\x0b\x32\x1c.switchboard.v1.AgentChangedH\x00\x12\x33\n\x0coutput_delta\x18\x06 \x01(\x0b\x32\x1b.switchboard.v1.OutputDeltaH\x00\x12-\n\ttool_call\x18\x07 \x01(\x0b\x32\x18.switchboard.v1.ToolCallH\x00\x12\x31\n\x0btool_result\x18\x08 \x01(\x0b\x32\x1a.switchboard.v1.ToolResultH\x00\x12.\n\x05usage\x18\t \x01(\x0b\x32\x1d.switchboard.v1.UsageReportedH\x00\x12(\n\x03log\x18\n \x01(\x0b\x32\x19.switchboard.v1.LogRecordH\x00\x42\t\n\x07payload\"\x9e\x01\n\x0cStateChanged\x12\x31\n\x0eprevious_state\x18\x01 \x01(\x0e\x32\x19.switchboard.v1.TaskState\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.switchboard.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12!\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.Status\"F\n\x0c\x41gentChanged\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x16\n\x0eprevious_agent\x18\x02 \x01(\t\x12\x0f\n\x07handoff\x18\x03 \x01(\x08\"\x1b\n\x0bOutputDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"A\n\x08ToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\"?\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06output\x18\x02 \x01(\t\x12\x10\n\x08is_error\x18\x03 \x01(\x08\":\n\rUsageReported\x12)\n\x05usage\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.TokenUsage\"+\n\tLogRecord\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"L\n\x0e\x45xecuteRequest\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"5\n\x0f\x45xecuteResponse\x12\"\n\x04task\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Task\"G\n\x13\x42\x61tchExecuteRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.switchboard.v1.ExecuteRequest\"I\n\x14\x42\x61tchExecuteResponse\x12\r\n\x05index\x18\x01 \x01(\x05\x12\"\n\x04task\x18\x02 \x01(\x0b\x32\x14.switchboard.v1.Task\"O\n\x11SubmitTaskRequest\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"8\n\x12SubmitTaskResponse\x12\"\n\x04task\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Task\";\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"=\n\x11WatchTaskResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.switchboard.v1.TaskEvent\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"5\n\x0fGetTaskResponse\x12\"\n\x04task\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Task\"r\n\x10ListTasksRequest\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.switchboard.v1.TaskState\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"Q\n\x11ListTasksResponse\x12#\n\x05tasks\x18\x01 \x03(\x0b\x32\x14.switchboard.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"8\n\x12\x43\x61ncelTaskResponse\x12\"\n\x04task\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Task*\xbb\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x16\n\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x05\x12\x18\n\x14TASK_STATE_TIMED_OUT\x10\x06*v\n\x0cTaskPriority\x12\x1d\n\x19TASK_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_PRIORITY_LOW\x10\x01\x12\x18\n\x14TASK_PRIORITY_MEDIUM\x10\x02\x12\x16\n\x12TASK_PRIORITY_HIGH\x10\x03*r\n\x08ToolType\x12\x19\n\x15TOOL_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14TOOL_TYPE_WEB_SEARCH\x10\x01\x12\x19\n\x15TOOL_TYPE_FILE_SEARCH\x10\x02\x12\x16\n\x12TOOL_TYPE_FUNCTION\x10\x03\x32\xd2\x04\n\x0bTaskService\x12J\n\x07\x45xecute\x12\x1e.switchboard.v1.ExecuteRequest\x1a\x1f.switchboard.v1.ExecuteResponse\x12[\n\x0c\x42\x61tchExecute\x12#.switchboard.v1.BatchExecuteRequest\x1a$.switchboard.v1.BatchExecuteResponse0\x01\x12S\n\nSubmitTask\x12!.switchboard.v1.SubmitTaskRequest\x1a\".switchboard.v1.SubmitTaskResponse\x12R\n\tWatchTask\x12 .switchboard.v1.WatchTaskRequest\x1a!.switchboard.v1.WatchTaskResponse0\x01\x12J\n\x07GetTask\x12\x1e.switchboard.v1.GetTaskRequest\x1a\x1f.switchboard.v1.GetTaskResponse\x12P\n\tListTasks\x12 .switchboard.v1.ListTasksRequest\x1a!.switchboard.v1.ListTasksResponse\x12S\n\nCancelTask\x12!.switchboard.v1.CancelTaskRequest\x1a\".switchboard.v1.CancelTaskResponseBHZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchboard/v1/tasks.proto\x12\x0eswitchboard.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"<\n\x04Tool\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.switchboard.v1.ToolType\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xbc\x02\n\x08TaskSpec\x12\r\n\x05input\x18\x01 \x01(\t\x12\x14\n\x0cinstructions\x18\x02 \x01(\t\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12#\n\x05tools\x18\x04 \x03(\x0b\x32\x14.switchboard.v1.Tool\x12\x38\n\x08metadata\x18\x05 \x03(\x0b\x32&.switchboard.v1.TaskSpec.MetadataEntry\x12.\n\x08priority\x18\x06 \x01(\x0e\x32\x1c.switchboard.v1.TaskPriority\x12*\n\x07timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08no_cache\x18\x08 \x01(\x08\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"O\n\nTokenUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\"\xb2\x03\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12&\n\x04spec\x18\x02 \x01(\x0b\x32\x18.switchboard.v1.TaskSpec\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.switchboard.v1.TaskState\x12\x13\n\x0boutput_text\x18\x04 \x01(\t\x12!\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.Status\x12\r\n\x05\x61gent\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12)\n\x05usage\x18\x08 \x01(\x0b\x32\x1a.switchboard.v1.TokenUsage\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x0c \x01(\x03\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x0e \x01(\x08\"\xc2\x03\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\rstate_changed\x18\x04 \x01(\x0b\x32\x1c.switchboard.v1.StateChangedH\x00\x12\x35\n\ragent_changed\x18\x05 \x01(\x0b\x32\x1c.switchboard.v1.AgentChangedH\x00\x12\x33\n\x0coutput_delta\x18\x06 \x01(\x0b\x32\x1b.switchboard.v1.OutputDeltaH\x00\x12-\n\ttool_call\x18\x07 \x01(\x0b\x32\x18.switchboard.v1.ToolCallH\x00\x12\x31\n\x0btool_result\x18\x08 \x01(\x0b\x32\x1a.switchboard.v1.ToolResultH\x00\x12.\n\x05usage\x18\t \x01(\x0b\x32\x1d.switchboard.v1.UsageReportedH\x00\x12(\n\x03log\x18\n \x01(\x0b\x32\x19.switchboard.v1.LogRecordH\x00\x42\t\n\x07payload\"\x9e\x01\n\x0cStateChanged\x12\x31\n\x0eprevious_state\x18\x01 \x01(\x0e\x32\x19.switchboard.v1.TaskState\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.switchboard.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12!\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.Status\"F\n\x0c\x41gentChanged\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x16\n\x0eprevious_agent\x18\x02 \x01(\t\x12\x0f\n\x07handoff\x18\x03 \x01(\x08\",\n\x0bOutputDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"A\n\x08ToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\"?\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06output\x18\x02 \x01(\t\x12\x10\n\x08is_error\x18\x03 \x01(\x08\":\n\rUsageReported\x12)\n\x05usage\x18\x01 \x01(\x0b\x32\x1a.switchboard.v1.TokenUsage\"+\n\tLogRecord\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"L\n\x0e\x45xecuteRequest\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"5\n\x0f\x45xecuteResponse\x12\"\n\x04task\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Task\"G\n\x13\x42\x61tchExecuteRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.switchboard.v1.ExecuteRequest\"I\n\x14\x42\x61tchExecuteResponse\x12\r\n\x05index\x18\x01 \x01(\x05\x12\"\n\x04task\x18\x02 \x01(\x0b\x32\x14.switchboard.v1.Task\"O\n\x11SubmitTaskRequest\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.switchboard.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"8\n\x12SubmitTaskResponse\x12\"\n\x04task\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Task\";\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"=\n\x11WatchTaskResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.switchboard.v1.TaskEvent\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"5\n\x0fGetTaskResponse\x12\"\n\x04task\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Task\"r\n\x10ListTasksRequest\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.switchboard.v1.TaskState\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"Q\n\x11ListTasksResponse\x12#\n\x05tasks\x18\x01 \x03(\x0b\x32\x14.switchboard.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"8\n\x12\x43\x61ncelTaskResponse\x12\"\n\x04task\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Task*\xbb\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x16\n\x12TASK_STATE_RUNNING\x10\x02\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x05\x12\x18\n\x14TASK_STATE_TIMED_OUT\x10\x06*v\n\x0cTaskPriority\x12\x1d\n\x19TASK_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_PRIORITY_LOW\x10\x01\x12\x18\n\x14TASK_PRIORITY_MEDIUM\x10\x02\x12\x16\n\x12TASK_PRIORITY_HIGH\x10\x03*r\n\x08ToolType\x12\x19\n\x15TOOL_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14TOOL_TYPE_WEB_SEARCH\x10\x01\x12\x19\n\x15TOOL_TYPE_FILE_SEARCH\x10\x02\x12\x16\n\x12TOOL_TYPE_FUNCTION\x10\x03\x32\xd2\x04\n\x0bTaskService\x12J\n\x07\x45xecute\x12\x1e.switchboard.v1.ExecuteRequest\x1a\x1f.switchboard.v1.ExecuteResponse\x12[\n\x0c\x42\x61tchExecute\x12#.switchboard.v1.BatchExecuteRequest\x1a$.switchboard.v1.BatchExecuteResponse0\x01\x12S\n\nSubmitTask\x12!.switchboard.v1.SubmitTaskRequest\x1a\".switchboard.v1.SubmitTaskResponse\x12R\n\tWatchTask\x12 .switchboard.v1.WatchTaskRequest\x1a!.switchboard.v1.WatchTaskResponse0\x01\x12J\n\x07GetTask\x12\x1e.switchboard.v1.GetTaskRequest\x1a\x1f.switchboard.v1.GetTaskResponse\x12P\n\tListTasks\x12 .switchboard.v1.ListTasksRequest\x1a!.switchboard.v1.ListTasksResponse\x12S\n\nCancelTask\x12!.switchboard.v1.CancelTaskRequest\x1a\".switchboard.v1.CancelTaskResponseBHZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,12 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZFgithub.com/switchboard/switchboard/gen/go/switchboard/v1;switchboardv1'
   _globals['_TASKSPEC_METADATAENTRY']._loaded_options = None
   _globals['_TASKSPEC_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATE']._serialized_start=2917
-  _globals['_TASKSTATE']._serialized_end=3104
-  _globals['_TASKPRIORITY']._serialized_start=3106
-  _globals['_TASKPRIORITY']._serialized_end=3224
-  _globals['_TOOLTYPE']._serialized_start=3226
-  _globals['_TOOLTYPE']._serialized_end=3340
+  _globals['_TASKSTATE']._serialized_start=2934
+  _globals['_TASKSTATE']._serialized_end=3121
+  _globals['_TASKPRIORITY']._serialized_start=3123
+  _globals['_TASKPRIORITY']._serialized_end=3241
+  _globals['_TOOLTYPE']._serialized_start=3243
+  _globals['_TOOLTYPE']._serialized_end=3357
   _globals['_TOOL']._serialized_start=136
   _globals['_TOOL']._serialized_end=196
   _globals['_TASKSPEC']._serialized_start=199
@@ -60,43 +60,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTCHANGED']._serialized_start=1649
   _globals['_AGENTCHANGED']._serialized_end=1719
   _globals['_OUTPUTDELTA']._serialized_start=1721
-  _globals['_OUTPUTDELTA']._serialized_end=1748
-  _globals['_TOOLCALL']._serialized_start=1750
-  _globals['_TOOLCALL']._serialized_end=1815
-  _globals['_TOOLRESULT']._serialized_start=1817
-  _globals['_TOOLRESULT']._serialized_end=1880
-  _globals['_USAGEREPORTED']._serialized_start=1882
-  _globals['_USAGEREPORTED']._serialized_end=1940
-  _globals['_LOGRECORD']._serialized_start=1942
-  _globals['_LOGRECORD']._serialized_end=1985
-  _globals['_EXECUTEREQUEST']._serialized_start=1987
-  _globals['_EXECUTEREQUEST']._serialized_end=2063
-  _globals['_EXECUTERESPONSE']._serialized_start=2065
-  _globals['_EXECUTERESPONSE']._serialized_end=2118
-  _globals['_BATCHEXECUTEREQUEST']._serialized_start=2120
-  _globals['_BATCHEXECUTEREQUEST']._serialized_end=2191
-  _globals['_BATCHEXECUTERESPONSE']._serialized_start=2193
-  _globals['_BATCHEXECUTERESPONSE']._serialized_end=2266
-  _globals['_SUBMITTASKREQUEST']._serialized_start=2268
-  _globals['_SUBMITTASKREQUEST']._serialized_end=2347
-  _globals['_SUBMITTASKRESPONSE']._serialized_start=2349
-  _globals['_SUBMITTASKRESPONSE']._serialized_end=2405
-  _globals['_WATCHTASKREQUEST']._serialized_start=2407
-  _globals['_WATCHTASKREQUEST']._serialized_end=2466
-  _globals['_WATCHTASKRESPONSE']._serialized_start=2468
-  _globals['_WATCHTASKRESPONSE']._serialized_end=2529
-  _globals['_GETTASKREQUEST']._serialized_start=2531
-  _globals['_GETTASKREQUEST']._serialized_end=2564
-  _globals['_GETTASKRESPONSE']._serialized_start=2566
-  _globals['_GETTASKRESPONSE']._serialized_end=2619
-  _globals['_LISTTASKSREQUEST']._serialized_start=2621
-  _globals['_LISTTASKSREQUEST']._serialized_end=2735
-  _globals['_LISTTASKSRESPONSE']._serialized_start=2737
-  _globals['_LISTTASKSRESPONSE']._serialized_end=2818
-  _globals['_CANCELTASKREQUEST']._serialized_start=2820
-  _globals['_CANCELTASKREQUEST']._serialized_end=2856
-  _globals['_CANCELTASKRESPONSE']._serialized_start=2858
-  _globals['_CANCELTASKRESPONSE']._serialized_end=2914
-  _globals['_TASKSERVICE']._serialized_start=3343
-  _globals['_TASKSERVICE']._serialized_end=3937
+  _globals['_OUTPUTDELTA']._serialized_end=1765
+  _globals['_TOOLCALL']._serialized_start=1767
+  _globals['_TOOLCALL']._serialized_end=1832
+  _globals['_TOOLRESULT']._serialized_start=1834
+  _globals['_TOOLRESULT']._serialized_end=1897
+  _globals['_USAGEREPORTED']._serialized_start=1899
+  _globals['_USAGEREPORTED']._serialized_end=1957
+  _globals['_LOGRECORD']._serialized_start=1959
+  _globals['_LOGRECORD']._serialized_end=2002
+  _globals['_EXECUTEREQUEST']._serialized_start=2004
+  _globals['_EXECUTEREQUEST']._serialized_end=2080
+  _globals['_EXECUTERESPONSE']._serialized_start=2082
+  _globals['_EXECUTERESPONSE']._serialized_end=2135
+  _globals['_BATCHEXECUTEREQUEST']._serialized_start=2137
+  _globals['_BATCHEXECUTEREQUEST']._serialized_end=2208
+  _globals['_BATCHEXECUTERESPONSE']._serialized_start=2210
+  _globals['_BATCHEXECUTERESPONSE']._serialized_end=2283
+  _globals['_SUBMITTASKREQUEST']._serialized_start=2285
+  _globals['_SUBMITTASKREQUEST']._serialized_end=2364
+  _globals['_SUBMITTASKRESPONSE']._serialized_start=2366
+  _globals['_SUBMITTASKRESPONSE']._serialized_end=2422
+  _globals['_WATCHTASKREQUEST']._serialized_start=2424
+  _globals['_WATCHTASKREQUEST']._serialized_end=2483
+  _globals['_WATCHTASKRESPONSE']._serialized_start=2485
+  _globals['_WATCHTASKRESPONSE']._serialized_end=2546
+  _globals['_GETTASKREQUEST']._serialized_start=2548
+  _globals['_GETTASKREQUEST']._serialized_end=2581
+  _globals['_GETTASKRESPONSE']._serialized_start=2583
+  _globals['_GETTASKRESPONSE']._serialized_end=2636
+  _globals['_LISTTASKSREQUEST']._serialized_start=2638
+  _globals['_LISTTASKSREQUEST']._serialized_end=2752
+  _globals['_LISTTASKSRESPONSE']._serialized_start=2754
+  _globals['_LISTTASKSRESPONSE']._serialized_end=2835
+  _globals['_CANCELTASKREQUEST']._serialized_start=2837
+  _globals['_CANCELTASKREQUEST']._serialized_end=2873
+  _globals['_CANCELTASKRESPONSE']._serialized_start=2875
+  _globals['_CANCELTASKRESPONSE']._serialized_end=2931
+  _globals['_TASKSERVICE']._serialized_start=3360
+  _globals['_TASKSERVICE']._serialized_end=3954
 # @@protoc_insertion_point(module_scope)

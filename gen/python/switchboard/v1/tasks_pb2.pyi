@@ -175,10 +175,12 @@ class AgentChanged(_message.Message):
     def __init__(self, agent: _Optional[str] = ..., previous_agent: _Optional[str] = ..., handoff: _Optional[bool] = ...) -> None: ...
 
 class OutputDelta(_message.Message):
-    __slots__ = ("text",)
+    __slots__ = ("text", "attempt")
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     text: str
-    def __init__(self, text: _Optional[str] = ...) -> None: ...
+    attempt: int
+    def __init__(self, text: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class ToolCall(_message.Message):
     __slots__ = ("call_id", "name", "arguments_json")
