@@ -19,7 +19,8 @@ run: $(STAMP)
 	$(BIN)/switchboard serve
 
 # The whole test suite: staleness of generated code, lint, types, then every test
-# (PostgreSQL is started when it is installed but not running; see scripts/test-services.sh).
+# (PostgreSQL and Redis must answer: each is started when it is installed but not running,
+# and node_modules is installed; see scripts/test-services.sh).
 test: $(STAMP)
 	scripts/test-services.sh
 	$(BIN)/python scripts/gen_protos.py --check

@@ -34,8 +34,14 @@ class Measurement:
 
 
 def execute_request(agent: str) -> tasks_pb2.ExecuteRequest:
-    """The request every Execute scenario sends (and the baseline echoes, as bytes)."""
-    return tasks_pb2.ExecuteRequest(task=tasks_pb2.TaskSpec(input=EXECUTE_INPUT, agent=agent))
+    """The request every Execute scenario sends (and the baseline echoes, as bytes).
+
+    ``no_cache``: every call repeats the same input, and the bench measures the agent
+    run, not result-cache hits.
+    """
+    return tasks_pb2.ExecuteRequest(
+        task=tasks_pb2.TaskSpec(input=EXECUTE_INPUT, agent=agent, no_cache=True)
+    )
 
 
 def _require_success(task: tasks_pb2.Task) -> None:
@@ -96,12 +102,12 @@ def watch_input(words: int) -> str:
 async def watch_live(
     server: ServerProcess, settings: LoadSettings, words: int
 ) -> tuple[Measurement, list[str]]:
-    """SubmitTask (assistant agent, a long input), then WatchTask it to the end.
+    """SubmitTask (assistant agent, a long input, no cache), then WatchTask it to the end.
 
     Returns the measurement and the ids of the tasks watched, for the replay scenario.
     """
     request = tasks_pb2.SubmitTaskRequest(
-        task=tasks_pb2.TaskSpec(input=watch_input(words), agent="assistant")
+        task=tasks_pb2.TaskSpec(input=watch_input(words), agent="assistant", no_cache=True)
     )
     watched: list[str] = []
     async with grpc.aio.insecure_channel(server.address) as channel:
