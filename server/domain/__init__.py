@@ -6,8 +6,10 @@ from switchboard.server.domain.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     SwitchboardError,
+    Unauthenticated,
     Unavailable,
 )
 from switchboard.server.domain.events import (
@@ -42,6 +44,7 @@ __all__ = [
     "LogRecord",
     "NotFound",
     "OutputDelta",
+    "PermissionDenied",
     "Priority",
     "ResourceExhausted",
     "StateChanged",
@@ -56,6 +59,7 @@ __all__ = [
     "ToolKind",
     "ToolRef",
     "ToolReturned",
+    "Unauthenticated",
     "Unavailable",
     "UsageReported",
 ]

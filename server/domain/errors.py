@@ -77,6 +77,20 @@ class FailedPrecondition(SwitchboardError):
     reason = "FAILED_PRECONDITION"
 
 
+class Unauthenticated(SwitchboardError):
+    """The call carries no valid credentials."""
+
+    code = "UNAUTHENTICATED"
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(SwitchboardError):
+    """The caller is known but may not do this."""
+
+    code = "PERMISSION_DENIED"
+    reason = "PERMISSION_DENIED"
+
+
 class Unavailable(SwitchboardError):
     """The service (or a part of it) cannot take the request right now; retry later."""
 

@@ -11,11 +11,12 @@ Inner interceptors refuse a call by returning a handler that raises a domain err
 
 from __future__ import annotations
 
-import inspect
 import logging
+import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import duration_pb2
@@ -25,6 +26,13 @@ from grpc_status import rpc_status
 
 from switchboard.server.api.status import rich_status
 from switchboard.server.domain import InvalidArgument, SwitchboardError, Unavailable
+from switchboard.server.interceptors.handlers import (
+    Call,
+    Context,
+    Handler,
+    ServerInterceptor,
+    wrap,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -34,23 +42,8 @@ _MAX_VIOLATIONS_BYTES = 4096
 _MAX_TEXT = 256
 _MAX_MESSAGE = 1024
 
-_BEHAVIOURS = {
-    (False, False): "unary_unary",
-    (False, True): "unary_stream",
-    (True, False): "stream_unary",
-    (True, True): "stream_stream",
-}
 
-# The stubs make these generic; the run-time classes are not subscriptable.
-if TYPE_CHECKING:
-    Handler = grpc.RpcMethodHandler[Any, Any]
-    Context = grpc.aio.ServicerContext[Any, Any]
-    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.aio.ServerInterceptor
-
-
-class ErrorsInterceptor(_Interceptor):
+class ErrorsInterceptor(ServerInterceptor):
     """Maps exceptions escaping a handler (of any streaming style) to rich statuses."""
 
     async def intercept_service(
@@ -59,14 +52,30 @@ class ErrorsInterceptor(_Interceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:
         """Wrap the handler chosen by the rest of the chain."""
-        handler: Handler | None = await continuation(handler_call_details)
-        if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED
-            return None  # type: ignore[return-value]
-        name = _BEHAVIOURS[(handler.request_streaming, handler.response_streaming)]
-        behaviour = getattr(handler, name)
-        guarded = _guard(behaviour, handler_call_details.method)
-        # RpcMethodHandler is a namedtuple at run time; the stubs do not say so.
-        return handler._replace(**{name: guarded})  # type: ignore[attr-defined,no-any-return]
+        handler = await continuation(handler_call_details)
+        return wrap(handler, handler_call_details.method, _ErrorScope)  # type: ignore[return-value]
+
+
+class _ErrorScope:
+    def __init__(self, call: Call, request: Any, context: Context) -> None:
+        self._call = call
+        self._context = context
+
+    async def __aenter__(self) -> _ErrorScope:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        if isinstance(exc, Exception):  # every failure becomes a status
+            await _abort(self._context, exc, self._call.method)
+        return None
+
+    def sent(self) -> None:
+        """Nothing to do per message."""
 
 
 def status_of(error: SwitchboardError) -> status_pb2.Status:
@@ -103,31 +112,6 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _guard(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
-    if inspect.isasyncgenfunction(behaviour):
-
-        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-            try:
-                async for response in behaviour(request, context):
-                    yield response
-            except Exception as exc:  # every failure becomes a status
-                await _abort(context, exc, method)
-
-        return stream
-    if not inspect.iscoroutinefunction(behaviour):
-        # A synchronous handler runs on gRPC's thread pool, outside this event loop.
-        return behaviour
-
-    # Unary responses and streaming handlers that `await context.write()` alike.
-    async def call(request: Any, context: Context) -> Any:
-        try:
-            return await behaviour(request, context)
-        except Exception as exc:  # every failure becomes a status
-            await _abort(context, exc, method)
-
-    return call
-
-
 async def _abort(context: Context, exc: Exception, method: str) -> NoReturn:
     if isinstance(exc, grpc.aio.AbortError):
         raise exc  # the handler aborted with a status of its own
@@ -150,4 +134,9 @@ async def _abort(context: Context, exc: Exception, method: str) -> NoReturn:
             {"error_id": error_id},
         )
     grpc_status = rpc_status.to_status(status)
-    await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
+    trailers = tuple(grpc_status.trailing_metadata)
+    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+        # For HTTP-minded proxies and clients that do not read RetryInfo.
+        seconds = max(1, math.ceil(exc.retry_after.total_seconds()))
+        trailers += (("retry-after", str(seconds)),)
+    await context.abort(grpc_status.code, grpc_status.details, trailers)
