@@ -1,18 +1,19 @@
-"""Who is calling: the one place the API derives a caller's identity from a call."""
+"""Who is calling: the one place the API derives task ownership from a call."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import grpc
+from switchboard.server.auth import current_caller
 
 
-def owner_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The identity that owns the tasks this call creates and may see.
+def owner() -> str:
+    """The owner of the tasks this call creates (empty when authentication is off)."""
+    caller = current_caller.get()
+    return caller.owner if caller is not None else ""
 
-    Empty while the service runs without authentication: every caller is the same
-    owner. The auth interceptor will put the verified subject where this reads it.
-    """
-    del context  # read once authentication exists
-    return ""
+
+def visible_owner() -> str | None:
+    """Whose tasks this call may see: its own, or everyone's (None) for an admin."""
+    caller = current_caller.get()
+    if caller is None:
+        return ""
+    return None if caller.admin else caller.owner

@@ -75,8 +75,9 @@ class _AgentCounters:
 class Orchestrator:
     """Accepts, schedules, runs, cancels and streams tasks.
 
-    ``owner`` is the caller's identity (empty when auth is off); a task is visible
-    only to its owner. ``deadline`` is the caller's remaining time in seconds, or
+    ``owner`` is the caller's identity (empty when auth is off): it owns the tasks
+    it creates, and a task is visible only to its owner; where ``owner`` may be None
+    (an admin), every task is visible. ``deadline`` is the caller's remaining time in seconds, or
     None when the call has no deadline.
     """
 
@@ -364,20 +365,20 @@ class Orchestrator:
 
     # -- reading and cancelling --------------------------------------------------------
 
-    async def get(self, task_id: str, *, owner: str = "") -> Task:
+    async def get(self, task_id: str, *, owner: str | None = "") -> Task:
         """The task, or NotFound."""
         if not task_id:
             raise InvalidArgument([FieldViolation("task_id", "must not be empty")])
         tracked = self._tracked.get(task_id)
         task = tracked.task if tracked is not None else await self._store.get_task(task_id)
-        if task is None or task.owner != owner:
+        if task is None or (owner is not None and task.owner != owner):
             raise NotFound("task", task_id)
         return task
 
     async def list_tasks(
         self,
         *,
-        owner: str = "",
+        owner: str | None = "",
         state: TaskState | None = None,
         agent: str = "",
         page_size: int = 0,
@@ -385,7 +386,9 @@ class Orchestrator:
     ) -> TaskPage:
         """A page of tasks, newest first."""
         size = limits.checked_page_size(page_size)
-        key = paging.filter_key(owner, state.value if state else "", agent)
+        key = paging.filter_key(
+            "*" if owner is None else f"={owner}", state.value if state else "", agent
+        )
         cursor = paging.decode_token(page_token, key)
         tasks = await self._store.list_tasks(
             owner=owner, state=state, agent=agent or None, limit=size + 1, before=cursor
@@ -394,7 +397,7 @@ class Orchestrator:
             return TaskPage(tasks, "")
         return TaskPage(tasks[:size], paging.encode_token(tasks[size - 1], key))
 
-    async def cancel(self, task_id: str, *, owner: str = "") -> Task:
+    async def cancel(self, task_id: str, *, owner: str | None = "") -> Task:
         """Cancel (idempotently) and return the final task."""
         task = await self.get(task_id, owner=owner)
         tracked = self._tracked.get(task.id)
@@ -414,7 +417,7 @@ class Orchestrator:
         await tracked.finished.wait()
 
     async def watch(
-        self, task_id: str, *, after_sequence: int = 0, owner: str = ""
+        self, task_id: str, *, after_sequence: int = 0, owner: str | None = ""
     ) -> AsyncGenerator[TaskEvent, None]:
         """Events after ``after_sequence``: stored, then live, ending after the terminal one."""
         if after_sequence < 0:
