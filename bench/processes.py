@@ -76,12 +76,15 @@ def _switchboard_executable() -> str:
     return found
 
 
-async def _spawn(name: str, argv: list[str], workdir: Path) -> ServerProcess:
+async def _spawn(
+    name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None
+) -> ServerProcess:
     log = workdir / f"{name}.log"
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=REPO_ROOT,
+            env={**os.environ, **(env or {})},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=output,
             stderr=asyncio.subprocess.STDOUT,
@@ -134,7 +137,14 @@ async def start_switchboard(workdir: Path) -> ServerProcess:
         "--database-url",
         f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
     ]
-    server = await _spawn("switchboard", argv, workdir)
+    # One client floods it on purpose: per-caller rate limits would measure themselves.
+    # Its metrics listener takes a free port, so the bench never clashes with a server
+    # already running on this machine.
+    env = {
+        "SWITCHBOARD_RATE_LIMIT__ENABLED": "false",
+        "SWITCHBOARD_METRICS_ADDRESS": "127.0.0.1:0",
+    }
+    server = await _spawn("switchboard", argv, workdir, env)
     await _wait_ready(server, _task_service_serving)
     return server
 
