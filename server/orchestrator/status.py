@@ -27,3 +27,5 @@ class AgentStatus:
     usage: TokenUsage = field(default_factory=TokenUsage)
     last_error: str = ""
     last_error_time: datetime | None = None
+    circuit_opened: int = 0
+    """How many times the agent's circuit breaker opened."""
