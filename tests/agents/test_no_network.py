@@ -11,17 +11,19 @@ from agents.tracing import get_trace_provider
 from agents.tracing.provider import DefaultTraceProvider
 
 from switchboard.server.agents import AgentRun, build_runtimes
+from switchboard.server.agents.tracing_bridge import OtelBridge
 from switchboard.server.config import Settings
 from tests.agents.conftest import Recorder
 
 
-def test_the_sdk_trace_provider_has_no_processor_at_all() -> None:
+def test_the_sdk_trace_provider_has_only_the_opentelemetry_bridge() -> None:
     build_runtimes(Settings())  # the setup the server does
 
     provider = get_trace_provider()
     assert isinstance(provider, DefaultTraceProvider)
     # Private, but the point: no BatchTraceProcessor with OpenAI's exporter is registered.
-    assert provider._multi_processor._processors == ()
+    processors = provider._multi_processor._processors
+    assert [type(processor) for processor in processors] == [OtelBridge]
 
 
 async def test_a_run_without_an_api_key_opens_no_connection(
