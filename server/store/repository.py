@@ -69,6 +69,11 @@ class TaskStore:
             raise
         return cls(engine)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine of the store's database (other stores of that database share it)."""
+        return self._engine
+
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._engine.dispose()

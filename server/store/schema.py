@@ -1,4 +1,4 @@
-"""The task store's tables: ``tasks`` and their numbered ``task_events``.
+"""The store's tables: ``tasks``, their numbered ``task_events``, and ``users``.
 
 Columns that queries filter or sort on are real columns; the rest of a task's spec
 and every event payload are JSON. Migrations under ``migrations/`` must produce
@@ -106,4 +106,17 @@ task_events = sa.Table(
     sa.Column("time", UtcDateTime, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("body", sa.JSON, nullable=False),
+)
+
+# The built-in identity store (auth.login): who may log in, and with which scopes.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("username", sa.String(128), primary_key=True),
+    sa.Column("password_hash", sa.String(512), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    # The tenant owning the user's tasks; NULL: the username owns them.
+    sa.Column("owner", sa.String, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
 )

@@ -40,7 +40,7 @@ async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     try:
         async with engine.connect() as connection:
             assert await connection.run_sync(_schema_diff) == []
-            assert await connection.run_sync(_version) == "0002"
+            assert await connection.run_sync(_version) == "0003"
     finally:
         await engine.dispose()
 
