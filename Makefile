@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # Run the service on its embedded default: SQLite file, in-process queue and bus, offline agent.
+# Authentication is off, so it listens on loopback only (see docs/security.md).
 run: $(STAMP)
-	$(BIN)/switchboard serve
+	$(BIN)/switchboard serve --address localhost:50051
 
 # The whole test suite: staleness of generated code, lint, types, then every test
 # (PostgreSQL and Redis must answer: each is started when it is installed but not running,

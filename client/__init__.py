@@ -14,7 +14,13 @@ This package imports only grpcio, grpcio-status, protobuf, googleapis-common-pro
 rich and the generated stubs: never the server.
 """
 
-from switchboard.client._base import ADDRESS_ENV, DEFAULT_ADDRESS, ClientBase, default_address
+from switchboard.client._base import (
+    ADDRESS_ENV,
+    DEFAULT_ADDRESS,
+    TOKEN_ENV,
+    ClientBase,
+    default_address,
+)
 from switchboard.client._requests import BatchItem, Priority, State, TaskOptions, ToolLike
 from switchboard.client._watch import TERMINAL_STATES, RetryPolicy, is_terminal
 from switchboard.client.async_client import AsyncClient
@@ -38,6 +44,7 @@ __all__ = [
     "ADDRESS_ENV",
     "DEFAULT_ADDRESS",
     "TERMINAL_STATES",
+    "TOKEN_ENV",
     "AsyncClient",
     "BatchItem",
     "CallCancelledError",

@@ -15,6 +15,9 @@ from switchboard.client.errors import error_from_rpc
 
 #: The environment variable naming the server when no address is given.
 ADDRESS_ENV = "SWITCHBOARD_ADDRESS"
+#: The environment variable ``swb`` reads a bearer token from (``--token`` wins).
+TOKEN_ENV = "SWITCHBOARD_TOKEN"
+_AUTHORIZATION = "authorization"
 #: The server address when neither an argument nor the environment names one.
 DEFAULT_ADDRESS = "localhost:50051"
 
@@ -47,8 +50,9 @@ class ClientBase(abc.ABC):
             (implies TLS).
         credentials: channel credentials to use as they are (implies TLS; e.g.
             mutual TLS via ``grpc.ssl_channel_credentials(...)``).
-        metadata: sent with every call, e.g.
-            ``{"authorization": "Bearer <token>"}``.
+        token: a bearer token (JWT) sent with every call as
+            ``authorization: Bearer <token>``; see also :meth:`login`.
+        metadata: sent with every call, e.g. ``{"x-tenant": "blue"}``.
         timeout: default deadline in seconds for unary calls (Execute included:
             a deadline shorter than the task's timeout ends it TIMED_OUT); None
             means no deadline. Streams (``watch``, ``batch_execute``) only get the
@@ -65,6 +69,7 @@ class ClientBase(abc.ABC):
         tls: bool = False,
         root_certificates: bytes | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
         metadata: MetadataLike | None = None,
         timeout: float | None = None,
         options: Sequence[tuple[str, Any]] = (),
@@ -76,10 +81,20 @@ class ClientBase(abc.ABC):
         self._credentials = credentials
         pairs = metadata.items() if isinstance(metadata, Mapping) else (metadata or ())
         self._metadata: tuple[tuple[str, str | bytes], ...] = tuple(pairs)
+        if token:
+            if any(key.lower() == _AUTHORIZATION for key, _ in self._metadata):
+                raise ValueError("give the token either as token= or in metadata, not both")
+            self.use_token(token)
         self.timeout = timeout
         self._options: tuple[tuple[str, Any], ...] = tuple(options)
         self.watch_retry = watch_retry or RetryPolicy()
         self._open_channel()
+
+    def use_token(self, token: str | None) -> None:
+        """Send ``token`` as the bearer token of every later call (None: no token)."""
+        kept = tuple(pair for pair in self._metadata if pair[0].lower() != _AUTHORIZATION)
+        bearer = ((_AUTHORIZATION, f"Bearer {token}"),) if token else ()
+        self._metadata = kept + bearer
 
     @abc.abstractmethod
     def _open_channel(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import itertools
 import sys
 from pathlib import Path
@@ -11,13 +12,15 @@ import grpc
 from rich.live import Live
 
 from switchboard.client import _render
-from switchboard.client._base import ADDRESS_ENV
+from switchboard.client._base import ADDRESS_ENV, TOKEN_ENV
 from switchboard.client._requests import TaskOptions
 from switchboard.client.errors import InvalidArgumentError, SwitchboardError
 from switchboard.client.sync_client import Client
 from switchboard.v1 import tasks_pb2
 
 _MAX_PAGE_SIZE = 1000
+# The reason of a refused login: a token would not help.
+_BAD_LOGIN = "INVALID_CREDENTIALS"
 
 
 def report_error(error: SwitchboardError, address: str) -> None:
@@ -31,12 +34,20 @@ def report_error(error: SwitchboardError, address: str) -> None:
         )
     if isinstance(error, InvalidArgumentError):
         lines += [f"  {field}: {description}" for field, description in error.field_violations]
+    if error.code == grpc.StatusCode.UNAUTHENTICATED and error.reason != _BAD_LOGIN:
+        lines.append(f"  pass a token with --token or ${TOKEN_ENV} (`swb login` gets one)")
     print("\n".join(lines), file=sys.stderr)
 
 
 def _client(args: argparse.Namespace) -> Client:
     root = Path(args.ca_cert).read_bytes() if args.ca_cert else None
-    return Client(args.address, tls=args.tls, root_certificates=root, timeout=args.call_timeout)
+    return Client(
+        args.address,
+        tls=args.tls,
+        root_certificates=root,
+        token=args.token,
+        timeout=args.call_timeout,
+    )
 
 
 def _task_options(args: argparse.Namespace) -> TaskOptions:
@@ -170,4 +181,19 @@ def agents(args: argparse.Namespace) -> int:
             _render.json_line(agent)
     else:
         _render.plain_console().print(_render.agents_table(found))
+    return 0
+
+
+def login(args: argparse.Namespace) -> int:
+    """``swb login``: log in, print the token (with --json, the whole response)."""
+    if args.password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.read().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {args.username}: ")
+    with _client(args) as client:
+        response = client.login(args.username, password)
+    if args.json:
+        _render.json_line(response)
+    else:
+        print(response.access_token)
     return 0

@@ -18,7 +18,18 @@ from switchboard.client import _requests
 from switchboard.client._base import ClientBase, typed_errors
 from switchboard.client._requests import BatchItem, State, TaskOptions
 from switchboard.client._watch import RetryPolicy, WatchCursor
-from switchboard.v1 import agents_pb2, agents_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from switchboard.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
+
+_Stubs = tuple[
+    tasks_pb2_grpc.TaskServiceStub, agents_pb2_grpc.AgentServiceStub, auth_pb2_grpc.AuthServiceStub
+]
 
 
 class AsyncClient(ClientBase):
@@ -42,11 +53,9 @@ class AsyncClient(ClientBase):
         # A grpc.aio channel belongs to the loop it is made in: make it on first use,
         # so the client can be built anywhere (at import time, in sync code).
         self._channel: grpc.aio.Channel | None = None
-        self._stubs: tuple[tasks_pb2_grpc.TaskServiceStub, agents_pb2_grpc.AgentServiceStub]
+        self._stubs: _Stubs
 
-    def _connected(
-        self,
-    ) -> tuple[tasks_pb2_grpc.TaskServiceStub, agents_pb2_grpc.AgentServiceStub]:
+    def _connected(self) -> _Stubs:
         if self._channel is None:
             if self._credentials is not None:
                 self._channel = grpc.aio.secure_channel(
@@ -57,6 +66,7 @@ class AsyncClient(ClientBase):
             self._stubs = (
                 tasks_pb2_grpc.TaskServiceStub(self._channel),
                 agents_pb2_grpc.AgentServiceStub(self._channel),
+                auth_pb2_grpc.AuthServiceStub(self._channel),
             )
         return self._stubs
 
@@ -65,6 +75,9 @@ class AsyncClient(ClientBase):
 
     def _agents(self) -> Any:
         return self._connected()[1]
+
+    def _auth(self) -> Any:
+        return self._connected()[2]
 
     async def __aenter__(self) -> Self:
         return self
@@ -81,6 +94,23 @@ class AsyncClient(ClientBase):
         """Close the channel; calls still running are cancelled."""
         if self._channel is not None:
             await self._channel.close(grace=None)
+
+    async def login(
+        self, username: str, password: str, *, timeout: float | None = None
+    ) -> auth_pb2.LoginResponse:
+        """Log in to the server's built-in identity (AuthService.Login).
+
+        Later calls of this client send the token it returns (``access_token``,
+        valid until ``expire_time``). Wrong credentials raise UnauthenticatedError;
+        a server without built-in login raises SwitchboardError (UNIMPLEMENTED).
+        """
+        request = auth_pb2.LoginRequest(username=username, password=password)
+        with typed_errors():
+            response: auth_pb2.LoginResponse = await self._auth().Login(
+                request, **self._unary_options(timeout)
+            )
+        self.use_token(response.access_token)
+        return response
 
     async def execute(
         self,

@@ -8,12 +8,13 @@ success, 1 when a call fails (or ``run`` ends in a state other than SUCCEEDED),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
 
 from switchboard.client import _commands
-from switchboard.client._base import ADDRESS_ENV, default_address
+from switchboard.client._base import ADDRESS_ENV, TOKEN_ENV, default_address
 from switchboard.client._requests import enum_choices
 from switchboard.client.errors import SwitchboardError
 from switchboard.v1 import tasks_pb2
@@ -55,6 +56,11 @@ def _connection_options(*, with_timeout: bool, suppress: bool) -> argparse.Argum
         "--address",
         default=default(None),
         help=f"server host:port (default: ${ADDRESS_ENV} or localhost:50051)",
+    )
+    group.add_argument(
+        "--token",
+        default=default(None),
+        help=f"bearer token sent with every call (default: ${TOKEN_ENV})",
     )
     group.add_argument("--tls", action="store_true", default=default(False), help="use TLS")
     group.add_argument(
@@ -175,6 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     agents = commands.add_parser("agents", parents=common, help="list the agents")
     agents.set_defaults(handler=_commands.agents)
+
+    login = commands.add_parser(
+        "login",
+        parents=common,
+        help="log in to the server's built-in identity and print a token",
+        description="Log in (AuthService.Login) and print the token, e.g. "
+        f"`export {TOKEN_ENV}=$(swb login alice)`. The password is asked for on a terminal, "
+        "otherwise (or with --password-stdin) read from standard input.",
+    )
+    login.add_argument("username", metavar="USERNAME")
+    login.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    login.set_defaults(handler=_commands.login)
     return parser
 
 
@@ -182,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``swb`` with ``argv`` (default: the process's arguments); return the exit status."""
     args = build_parser().parse_args(argv)
     args.address = args.address or default_address()
+    args.token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
         status: int = args.handler(args)
     except SwitchboardError as error:

@@ -14,7 +14,14 @@ from switchboard.client import _requests
 from switchboard.client._base import ClientBase, typed_errors
 from switchboard.client._requests import BatchItem, State, TaskOptions
 from switchboard.client._watch import RetryPolicy, WatchCursor
-from switchboard.v1 import agents_pb2, agents_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from switchboard.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
 
 
 class Client(ClientBase):
@@ -42,6 +49,7 @@ class Client(ClientBase):
             self._channel = grpc.insecure_channel(self.address, options=self._options)
         self._tasks = tasks_pb2_grpc.TaskServiceStub(self._channel)
         self._agents = agents_pb2_grpc.AgentServiceStub(self._channel)
+        self._auth = auth_pb2_grpc.AuthServiceStub(self._channel)
 
     def __enter__(self) -> Self:
         return self
@@ -57,6 +65,23 @@ class Client(ClientBase):
     def close(self) -> None:
         """Close the channel; calls still running are cancelled."""
         self._channel.close()
+
+    def login(
+        self, username: str, password: str, *, timeout: float | None = None
+    ) -> auth_pb2.LoginResponse:
+        """Log in to the server's built-in identity (AuthService.Login).
+
+        Later calls of this client send the token it returns (``access_token``,
+        valid until ``expire_time``). Wrong credentials raise UnauthenticatedError;
+        a server without built-in login raises SwitchboardError (UNIMPLEMENTED).
+        """
+        request = auth_pb2.LoginRequest(username=username, password=password)
+        with typed_errors():
+            response: auth_pb2.LoginResponse = self._auth.Login(
+                request, **self._unary_options(timeout)
+            )
+        self.use_token(response.access_token)
+        return response
 
     def execute(
         self,

@@ -12,21 +12,33 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Mapping
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import Tracer
 
-from switchboard.server.agents import AgentRuntime, build_runtimes
-from switchboard.server.api import AgentServicer, TaskServicer
-from switchboard.server.cache import open_cache
+from switchboard.server.agents import build_runtimes
+from switchboard.server.api import AgentServicer, AuthServicer, TaskServicer
+from switchboard.server.assembly import (
+    ConfigurationError,
+    Parts,
+    RuntimeFactory,
+    assemble,
+    check_settings,
+)
+from switchboard.server.auth import server_credentials
 from switchboard.server.config import Settings
-from switchboard.server.events import InProcessBus
-from switchboard.server.interceptors import ErrorsInterceptor
 from switchboard.server.orchestrator import Orchestrator
-from switchboard.server.store import TaskStore
-from switchboard.v1 import agents_pb2, agents_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from switchboard.server.telemetry import MetricsServer
+from switchboard.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -36,14 +48,19 @@ SERVICE_NAMES = (
 )
 """The services whose readiness the health protocol reports."""
 
+_REFLECTED = (
+    *SERVICE_NAMES,
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+    health.SERVICE_NAME,
+    reflection.SERVICE_NAME,
+)
+
+__all__ = ["SERVICE_NAMES", "App", "BindError", "ConfigurationError"]
+
 # Cheap enough (one store round trip) to run this often without a thought.
 _READINESS_INTERVAL = 5.0
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-class ConfigurationError(ValueError):
-    """The settings name something that cannot run (e.g. a tool or an unset API key)."""
 
 
 class BindError(RuntimeError):
@@ -56,16 +73,20 @@ class App:
     def __init__(
         self,
         settings: Settings,
-        runtimes: Callable[[Settings], Mapping[str, AgentRuntime]] = build_runtimes,
+        runtimes: RuntimeFactory = build_runtimes,
+        tracer: Tracer | None = None,
     ) -> None:
-        """``runtimes`` builds the agents' runtimes from the settings (the default does)."""
+        """``runtimes`` builds the agents' runtimes; ``tracer`` traces calls (None: off)."""
         self.settings = settings
         self._runtimes = runtimes
+        self._tracer = tracer
         # The grpc_health stubs do not know the aio module.
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._server: grpc.aio.Server | None = None
-        self._store: TaskStore | None = None
-        self._orchestrator: Orchestrator | None = None
+        self._parts: Parts | None = None
+        self._metrics_server: MetricsServer | None = None
+        self.metrics_port = 0
+        """The port of the /metrics listener (0 when it is off or not started)."""
         self._readiness: asyncio.Task[None] | None = None
         self._ready: bool | None = None
         self._port = 0
@@ -80,9 +101,14 @@ class App:
     @property
     def orchestrator(self) -> Orchestrator:
         """The running orchestrator; an error before ``start``."""
-        if self._orchestrator is None:
+        return self.parts.orchestrator
+
+    @property
+    def parts(self) -> Parts:
+        """What the server is made of; an error before ``start``."""
+        if self._parts is None:
             raise RuntimeError("the app has not started")
-        return self._orchestrator
+        return self._parts
 
     async def start(self) -> int:
         """Open the store, start the orchestrator, then serve; return the bound port."""
@@ -103,48 +129,57 @@ class App:
 
     async def _start_parts(self) -> None:
         settings = self.settings
+        runtimes = check_settings(settings, self._runtimes)
         try:
-            runtimes = self._runtimes(settings)
-        except ValueError as exc:  # build_runtimes names the field in its message
+            credentials = server_credentials(settings.tls)
+        except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
-        self._store = await TaskStore.open(
-            settings.database_url, migrate=settings.store.auto_migrate
-        )
-        self._orchestrator = Orchestrator(
-            settings, self._store, InProcessBus(), runtimes, cache=open_cache(settings)
-        )
-        await self._orchestrator.start()
+        self._parts = parts = await assemble(settings, runtimes, self._tracer)
+        await parts.orchestrator.start()
         # The server comes last and starts right after binding: a gRPC server that
         # bound a port but never started keeps the port until the process ends.
         server = grpc.aio.server(
-            interceptors=[ErrorsInterceptor()],
+            interceptors=parts.interceptors(settings, self._tracer),
             options=[
                 ("grpc.so_reuseport", 0),  # otherwise a taken port is shared silently
                 ("grpc.max_send_message_length", settings.server.max_message_bytes),
                 ("grpc.max_receive_message_length", settings.server.max_message_bytes),
             ],
         )
-        self._port = _bind(server, settings.address)
-        tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self._orchestrator), server)
+        self._port = _bind(server, settings.address, credentials)
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(parts.orchestrator), server)
         agents_pb2_grpc.add_AgentServiceServicer_to_server(
-            AgentServicer(self._orchestrator), server
+            AgentServicer(parts.orchestrator), server
+        )
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(
+            AuthServicer(parts.users, settings.auth), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        reflection.enable_server_reflection(_REFLECTED, server)
         for name in SERVICE_NAMES:
             await self._health.set(name, _NOT_SERVING)
         await server.start()
         self._server = server
         _log.info(
-            "listening on %s (port %d)",
+            "listening on %s (port %d, %s)",
             settings.address,
             self._port,
+            "TLS" if credentials else "plaintext",
             extra={"address": settings.address, "port": self._port},
         )
         await self._check_readiness()
         self._readiness = asyncio.create_task(self._watch_readiness(), name="readiness")
+        if settings.metrics_address:
+            self._metrics_server = MetricsServer(parts.metrics, self._is_ready)
+            try:
+                self.metrics_port = await self._metrics_server.start(settings.metrics_address)
+            except (OSError, ValueError) as exc:
+                raise BindError(f"cannot listen on {settings.metrics_address}: {exc}") from exc
+            _log.info("metrics on %s (port %d)", settings.metrics_address, self.metrics_port)
+
+    async def _is_ready(self) -> bool:
+        """Readiness for /readyz: what gRPC health says (false once shutdown began)."""
+        return bool(self._ready) and not self._stopped
 
     async def stop(self, grace: float | None = None) -> None:
         """Shut down gracefully: NOT_SERVING, refuse new calls, drain, stop work, close.
@@ -175,16 +210,18 @@ class App:
         if self._server is not None:
             _log.info("shutdown: refusing new calls; in-flight calls get %.1f s", grace)
             stopping.append(self._server.stop(grace))
-        if self._orchestrator is not None:
+        if self._parts is not None:
             _log.info("shutdown: stopping the orchestrator; running tasks get %.1f s", grace)
-            stopping.append(self._orchestrator.stop(grace))
+            stopping.append(self._parts.orchestrator.stop(grace))
         await asyncio.gather(*stopping)
         self._server = None
-        self._orchestrator = None
-        if self._store is not None:
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
+        if self._parts is not None:
             _log.info("shutdown: closing the store")
-            await self._store.close()
-            self._store = None
+            await self._parts.close()
+            self._parts = None
         _log.info("shutdown: done")
 
     async def serve(self) -> None:
@@ -227,8 +264,10 @@ def _on_signal(signum: signal.Signals, stopping: asyncio.Event) -> None:
     stopping.set()
 
 
-def _bind(server: grpc.aio.Server, address: str) -> int:
+def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
     try:
+        if credentials is not None:
+            return server.add_secure_port(address, credentials)
         return server.add_insecure_port(address)
     except RuntimeError as exc:  # gRPC says only "Failed to bind"
         problem = _bind_problem(address) or "gRPC could not bind it"

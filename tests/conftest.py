@@ -111,6 +111,7 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
             "address": "127.0.0.1:0",
             "database_url": f"sqlite+aiosqlite:///{tmp_path / f'server-{len(started)}.db'}",
             "server": {"grace_period": timedelta(seconds=2)},
+            "metrics_address": "127.0.0.1:0",
         }
         settings = Settings(**(values | overrides))
         app = App(settings, runtimes)

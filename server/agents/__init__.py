@@ -1,7 +1,7 @@
 """Agent runtimes: the seam the orchestrator runs tasks through, and what implements it.
 
 The names backed by the Agents SDK (``OfflineModel``, ``ProviderHandle``, ``SdkRuntime``,
-``disable_sdk_tracing``, ``model_provider``) load on first use: importing the SDK takes
+``bridge_sdk_tracing``, ``model_provider``) load on first use: importing the SDK takes
 over a second, and the seam and the ``echo`` runtime must stay cheap to import.
 """
 
@@ -24,13 +24,13 @@ from switchboard.server.agents.runtime import (
 if TYPE_CHECKING:
     from switchboard.server.agents.offline import OfflineModel
     from switchboard.server.agents.providers import ProviderHandle, model_provider
-    from switchboard.server.agents.sdk import SdkRuntime, disable_sdk_tracing
+    from switchboard.server.agents.sdk import SdkRuntime, bridge_sdk_tracing
 
 _SDK_MODULES = {
     "OfflineModel": "offline",
     "ProviderHandle": "providers",
     "SdkRuntime": "sdk",
-    "disable_sdk_tracing": "sdk",
+    "bridge_sdk_tracing": "sdk",
     "model_provider": "providers",
 }
 
@@ -45,8 +45,8 @@ __all__ = [
     "OfflineModel",
     "ProviderHandle",
     "SdkRuntime",
+    "bridge_sdk_tracing",
     "build_runtimes",
-    "disable_sdk_tracing",
     "model_provider",
     "tool_name",
 ]

@@ -35,6 +35,9 @@ Usage counts whitespace-separated words. Input tokens are the words of the syste
 instructions, of the message answered and of the tool outputs it reports; output tokens
 are the words of the answer, or of ``NAME ARGUMENTS`` for a call. The same request always
 gets the same turn, deltas and usage.
+
+Like the SDK's own models, each call is a generation span (model ``offline``, with its
+usage and no payload) when the run is traced.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from agents import (
 )
 from agents.items import TResponseStreamEvent
 from agents.models.fake_id import FAKE_RESPONSES_ID
+from agents.tracing import GenerationSpanData, Span, generation_span
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
@@ -112,16 +116,17 @@ class OfflineModel(Model):
         """Take the turn in one piece."""
         turn = _turn(system_instructions, input, tools, handoffs)
         usage = turn.usage()
-        return ModelResponse(
-            output=[turn.item()],
-            usage=Usage(
-                requests=1,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                total_tokens=usage.total_tokens,
-            ),
-            response_id=_ID,
-        )
+        with _span(turn, tracing):
+            return ModelResponse(
+                output=[turn.item()],
+                usage=Usage(
+                    requests=1,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    total_tokens=usage.total_tokens,
+                ),
+                response_id=_ID,
+            )
 
     @override
     async def stream_response(
@@ -139,11 +144,23 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the turn (text word by word), ending with ``response.completed``."""
-        for event in _turn(system_instructions, input, tools, handoffs).events():
-            yield event
-            # Give the loop a turn between events, as a network stream would, so that
-            # consumers (and cancellation) interleave with the stream.
-            await asyncio.sleep(0)
+        turn = _turn(system_instructions, input, tools, handoffs)
+        with _span(turn, tracing):
+            for event in turn.events():
+                yield event
+                # Give the loop a turn between events, as a network stream would, so that
+                # consumers (and cancellation) interleave with the stream.
+                await asyncio.sleep(0)
+
+
+def _span(turn: _Turn, tracing: ModelTracing) -> Span[GenerationSpanData]:
+    """The call's generation span (see the module doc): its usage is known in advance."""
+    usage = turn.usage()
+    return generation_span(
+        model="offline",
+        usage={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        disabled=tracing.is_disabled(),
+    )
 
 
 @dataclass(frozen=True, slots=True)

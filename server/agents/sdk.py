@@ -6,7 +6,10 @@ process-wide setters), and translates the SDK's stream into domain events: text 
 tool calls and results (``is_error`` when the tool failed), handoffs, and one
 ``UsageReported`` per model response with the usage that model reported.
 
-Importing this module switches off the SDK's trace export (see ``disable_sdk_tracing``).
+Importing this module replaces the SDK's trace export, which would post traces to
+OpenAI, with the bridge to OpenTelemetry (see ``bridge_sdk_tracing``). A run makes SDK
+spans only when an OpenTelemetry span is recording where it starts (the orchestrator's
+``agent run``), that is, when the service's tracing is on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from agents import (
 )
 from agents.tracing.provider import DefaultTraceProvider
 from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
+from opentelemetry import trace
 
 from switchboard.server.agents.runtime import (
     AgentError,
@@ -41,6 +45,7 @@ from switchboard.server.agents.runtime import (
     tool_name,
 )
 from switchboard.server.agents.tools import FailedCalls
+from switchboard.server.agents.tracing_bridge import OtelBridge
 from switchboard.server.domain import (
     AgentChanged,
     EventPayload,
@@ -55,18 +60,20 @@ from switchboard.server.domain import (
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
-def disable_sdk_tracing() -> None:
-    """Give the SDK a trace provider with no processors, so no trace leaves the process.
+def bridge_sdk_tracing() -> None:
+    """Give the SDK a trace provider whose only processor is the OpenTelemetry bridge.
 
     The SDK's default provider posts traces (inputs and outputs included) to OpenAI's
     servers. Installing a fresh provider means that exporter, and its HTTP client, are
-    never even built. A bridge to OpenTelemetry would register its processor here.
+    never even built.
     """
-    set_trace_provider(DefaultTraceProvider())
+    provider = DefaultTraceProvider()
+    provider.set_processors([OtelBridge()])
+    set_trace_provider(provider)
 
 
 # Before any run of ours can start a trace.
-disable_sdk_tracing()
+bridge_sdk_tracing()
 
 
 class SdkRuntime:
@@ -85,13 +92,21 @@ class SdkRuntime:
         self._instructions = agent.instructions if isinstance(agent.instructions, str) else ""
         self._tools = {tool.name: tool for tool in agent.tools}
         self._provider = provider
-        self._run_config = RunConfig(
-            # Every agent carries its own Model: the provider resolves nothing in practice,
-            # but the SDK's default (built from process-wide settings) is never used.
-            model_provider=provider,
-            # Nothing consumes the SDK's spans yet: don't build them.
-            tracing_disabled=True,
-        )
+        # By whether the run is traced (see the module doc): untraced runs build no spans.
+        self._run_configs = {
+            traced: RunConfig(
+                # Every agent carries its own Model: the provider resolves nothing in
+                # practice, but the SDK's default (built from process-wide settings) is
+                # never used.
+                model_provider=provider,
+                tracing_disabled=not traced,
+                # Task inputs and outputs never reach spans.
+                trace_include_sensitive_data=False,
+                # The orchestrator's agent run span already stands for the whole task.
+                tracing={"include_task_and_turn_spans": False},
+            )
+            for traced in (False, True)
+        }
 
     @property
     def tools(self) -> frozenset[str]:
@@ -101,8 +116,9 @@ class SdkRuntime:
     async def run(self, run: AgentRun, emit: Emit) -> AgentOutcome:
         """Run the task to its final output, emitting events as the SDK streams them."""
         failed = FailedCalls()
+        run_config = self._run_configs[trace.get_current_span().is_recording()]
         result = Runner.run_streamed(
-            self._agent_for(run), run.input, context=failed, run_config=self._run_config
+            self._agent_for(run), run.input, context=failed, run_config=run_config
         )
         translate = _Translator(self._agent.name, failed)
         events = result.stream_events()

@@ -8,13 +8,15 @@ context.write()`` (the health ``Watch``). ``wrap`` runs a ``Scope`` around each 
 them, so every interceptor writes its behaviour once, as an async context manager:
 
 - ``__aenter__`` runs before the handler; raising there refuses the call;
-- ``sent()`` is called for each response message a wrapped handler returns or yields;
+- ``sent()`` is called for each response message a wrapped handler returns, yields
+  or writes with ``context.write()``;
 - ``__aexit__`` sees how the call ended (the exception, or none); raising there
   replaces the outcome (the errors interceptor turns exceptions into statuses).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,6 +24,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
+
+from switchboard.server.api.status import status_code
+from switchboard.server.domain import SwitchboardError
 
 # The stubs make these generic; the run-time classes are not subscriptable.
 if TYPE_CHECKING:
@@ -112,9 +117,41 @@ def _around(
 
     async def coroutine(request: Any, context: Context) -> Any:
         async with scope(call, request, context) as current:
+            if not single:  # it streams through context.write()
+                return await behaviour(request, _CountingWrites(context, current))
             response = await behaviour(request, context)
-            if single:
-                current.sent()
+            current.sent()
             return response
 
     return coroutine
+
+
+class _CountingWrites:
+    """The call's context, telling the scope about each ``write()``; the rest passes through."""
+
+    def __init__(self, context: Context, scope: Scope) -> None:
+        self._context = context
+        self._scope = scope
+
+    async def write(self, message: Any) -> None:
+        await self._context.write(message)
+        self._scope.sent()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+def final_code(exc: BaseException | None, context: Context) -> grpc.StatusCode:
+    """The status a call ends with, as the errors interceptor (outermost) will send it.
+
+    No exception: the code the handler set, else OK; an abort: its code; a domain
+    error: its code; the client going away: CANCELLED; anything else: INTERNAL.
+    """
+    if exc is None or isinstance(exc, grpc.aio.AbortError):
+        code = context.code()
+        return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+    if isinstance(exc, SwitchboardError):
+        return status_code(exc.code)
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.INTERNAL

@@ -1,6 +1,7 @@
 """Queue, scheduling, running, cancelling and watching tasks. No gRPC, no SQL."""
 
+from switchboard.server.orchestrator.observer import TaskObserver
 from switchboard.server.orchestrator.service import NewTask, Orchestrator, TaskPage
 from switchboard.server.orchestrator.status import AgentStatus
 
-__all__ = ["AgentStatus", "NewTask", "Orchestrator", "TaskPage"]
+__all__ = ["AgentStatus", "NewTask", "Orchestrator", "TaskObserver", "TaskPage"]

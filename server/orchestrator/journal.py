@@ -14,11 +14,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from switchboard.server.domain import Task, TaskEvent
 from switchboard.server.events import EventBus
+from switchboard.server.orchestrator.spans import store_span
 from switchboard.server.store import TaskStore
+from switchboard.server.telemetry.tracing import tracer_or_global
 
 _log = logging.getLogger(__name__)
 _RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -29,15 +34,27 @@ class _Write:
     events: list[TaskEvent]
     task: Task
     done: asyncio.Future[None]
+    # The writer's trace context: the commit's span joins the writers' traces.
+    context: otel_context.Context = field(default_factory=otel_context.get_current)
 
 
 class Journal:
-    """Writes events and task snapshots in batches, then publishes the events."""
+    """Writes events and task snapshots in batches, then publishes the events.
+
+    Each commit is a ``store.commit`` span made by ``tracer`` (default: the global one).
+    """
 
     def __init__(
-        self, store: TaskStore, bus: EventBus, *, flush_interval: float, max_batch: int
+        self,
+        store: TaskStore,
+        bus: EventBus,
+        *,
+        flush_interval: float,
+        max_batch: int,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._store = store
+        self._tracer = tracer_or_global(tracer)
         self._bus = bus
         self._flush_interval = flush_interval
         self._max_batch = max_batch
@@ -119,10 +136,14 @@ class Journal:
     async def _write(self, batch: list[_Write]) -> None:
         events = [event for write in batch for event in write.events]
         tasks = list({write.task.id: write.task for write in batch}.values())
+        contexts = [write.context for write in batch]
         attempt = 0
         while True:
             try:
-                await self._store.commit(events, tasks)
+                with store_span(
+                    self._tracer, "store.commit", contexts, events=len(events), tasks=len(tasks)
+                ):
+                    await self._store.commit(events, tasks)
                 break
             except asyncio.CancelledError:
                 self._give_up(batch)

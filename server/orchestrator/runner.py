@@ -263,8 +263,9 @@ def _cache_key(tracked: TrackedTask, worker: Worker) -> str | None:
             include={"model", "base_url", "instructions", "tools", "handoffs"}
         ).encode()
     ).hexdigest()[:16]
+    # Per owner: one tenant must not learn what another asked (a hit says so).
     return cache_key(
-        agent=f"{config.name}@{fingerprint}",
+        agent=f"{config.name}@{fingerprint}/{tracked.task.owner}",
         model=config.model,
         instructions="\n\n".join(filter(None, (config.instructions, spec.instructions))),
         input=spec.input,

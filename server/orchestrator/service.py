@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -12,8 +13,10 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from opentelemetry import trace
+
 from switchboard.server.agents import AgentRuntime
-from switchboard.server.cache import MemoryCache, ResultCache
+from switchboard.server.cache import CacheStats, MemoryCache, ResultCache
 from switchboard.server.config import Settings
 from switchboard.server.domain import (
     FieldViolation,
@@ -33,12 +36,15 @@ from switchboard.server.events import EventBus
 from switchboard.server.orchestrator import limits, paging
 from switchboard.server.orchestrator.breaker import CircuitBreaker, CircuitState
 from switchboard.server.orchestrator.journal import Journal
+from switchboard.server.orchestrator.observer import NoObserver, TaskObserver
 from switchboard.server.orchestrator.runner import TaskRunner, Worker
 from switchboard.server.orchestrator.scheduler import Scheduler
+from switchboard.server.orchestrator.spans import store_span, traced_run
 from switchboard.server.orchestrator.status import AgentStatus
 from switchboard.server.orchestrator.tracked import TrackedTask, utcnow
 from switchboard.server.orchestrator.watch import watch_events
 from switchboard.server.store import TaskStore
+from switchboard.server.telemetry.tracing import tracer_or_global
 
 _log = logging.getLogger(__name__)
 
@@ -90,12 +96,17 @@ class Orchestrator:
         *,
         cache: ResultCache | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observer: TaskObserver | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         """Take over ``runtimes`` and ``cache`` (closed by ``stop``).
 
-        ``cache`` defaults to one in this process; ``clock`` drives the breakers.
+        ``cache`` defaults to one in this process; ``clock`` drives the breakers;
+        ``observer`` (metrics) is told about every task that ends; ``tracer`` (default:
+        the global one) makes the spans of tasks and store writes.
         """
         self._settings = settings
+        self._tracer = tracer_or_global(tracer)
         self._store = store
         self._bus = bus
         self._workers = {
@@ -112,8 +123,10 @@ class Orchestrator:
             bus,
             flush_interval=settings.store.flush_interval.total_seconds(),
             max_batch=settings.store.max_batch,
+            tracer=self._tracer,
         )
         self._cache = cache or MemoryCache()
+        self._observer = observer or NoObserver()
         self._runner = TaskRunner(self._ended, self._cache)
         self._tracked: dict[str, TrackedTask] = {}
         self._counters = {agent.name: _AgentCounters() for agent in settings.agents}
@@ -209,7 +222,9 @@ class Orchestrator:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in sorted(done, key=waiters.__getitem__):
-                    yield waiters[waiter], waiter.result()
+                    task = waiter.result()
+                    self._observer.batch_task_ended(task)
+                    yield waiters[waiter], task
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -264,7 +279,8 @@ class Orchestrator:
             last_sequence=1,
         )
         first = TaskEvent(task.id, 1, now, StateChanged(TaskState.QUEUED, None, "accepted"))
-        stored, created = await self._store.create_task(task, first)
+        with store_span(self._tracer, "store.create_task"):
+            stored, created = await self._store.create_task(task, first)
         if not created:
             # A repeated request_id: the first request's task, live if it runs here.
             return self._tracked.get(stored.id) or TrackedTask(stored, self._journal)
@@ -322,7 +338,12 @@ class Orchestrator:
             task_id, agent = await self._scheduler.take()
             tracked = self._tracked[task_id]
             tracked.runner = asyncio.create_task(
-                self._runner.run(tracked, self._workers[agent]),
+                traced_run(
+                    self._tracer,
+                    tracked,
+                    agent,
+                    functools.partial(self._runner.run, tracked, self._workers[agent]),
+                ),
                 name=f"task-{task_id}",
             )
 
@@ -342,6 +363,7 @@ class Orchestrator:
         counters.usage += task.usage
         if task.error is not None and state is not TaskState.CANCELLED:
             counters.last_error, counters.last_error_time = task.error.message, task.end_time
+        self._observer.task_ended(task)
         del self._tracked[task.id]
         tracked.finished.set()
 
@@ -431,6 +453,11 @@ class Orchestrator:
 
     # -- agents ----------------------------------------------------------------------------
 
+    @property
+    def cache_stats(self) -> CacheStats:
+        """The result cache's hits, misses and errors since the start."""
+        return self._cache.stats
+
     def agents(self) -> list[AgentStatus]:
         """Every configured agent, the default first, then by name."""
         default = self._settings.default_agent
@@ -454,6 +481,7 @@ class Orchestrator:
             default=name == self._settings.default_agent,
             healthy=breaker.state is not CircuitState.OPEN,
             circuit_state=breaker.state.value,
+            circuit_opened=breaker.opened_total,
             in_flight=self._scheduler.running(name),
             queued=self._scheduler.queued(name),
             outcomes=dict(counters.outcomes),

@@ -22,6 +22,7 @@ from switchboard.server.domain import (
     UsageReported,
 )
 from switchboard.server.orchestrator.journal import Journal
+from switchboard.server.orchestrator.spans import Origin
 
 _BACKLOG_LIMIT = 2_000
 
@@ -36,6 +37,7 @@ class TrackedTask:
 
     ``deadline`` is the loop time by which the task must end (the Execute call's
     deadline), or None. ``finished`` is set once the terminal state is stored.
+    ``origin`` is the trace context it was created in (its spans' parent), and when.
     """
 
     def __init__(self, task: Task, journal: Journal, deadline: float | None = None) -> None:
@@ -46,6 +48,7 @@ class TrackedTask:
         self.cancel_reason = ""
         self.started = False
         self.last_write: asyncio.Future[None] | None = None
+        self.origin = Origin.here()
         self._journal = journal
 
     def record(self, payload: EventPayload, **changes: Any) -> asyncio.Future[None]:

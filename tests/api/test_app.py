@@ -48,6 +48,7 @@ async def test_reflection_lists_and_describes_the_services(running_server: Runni
     assert listed == {
         "switchboard.v1.TaskService",
         "switchboard.v1.AgentService",
+        "switchboard.v1.AuthService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     }

@@ -26,8 +26,14 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # a default SQLite file lands here, not in the checkout
 
 
+# Servers started here take a free port for /metrics, never the default 9464.
+_QUIET_METRICS = {"SWITCHBOARD_METRICS_ADDRESS": "127.0.0.1:0"}
+
+
 async def _switchboard(*args: str, env: dict[str, str] | None = None) -> Completed:
-    return await run_process(SWITCHBOARD, *args, cwd=Path.cwd(), env=env, limit=60)
+    return await run_process(
+        SWITCHBOARD, *args, cwd=Path.cwd(), env=_QUIET_METRICS | (env or {}), limit=60
+    )
 
 
 class Served:
@@ -55,7 +61,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         str(config),
         "--address",
         "127.0.0.1:0",
-        env={**os.environ, "SWITCHBOARD_LOG_LEVEL": "debug"},
+        env={**os.environ, **_QUIET_METRICS, "SWITCHBOARD_LOG_LEVEL": "debug"},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -86,7 +92,7 @@ async def _announced_port(process: asyncio.subprocess.Process, log: list[dict[st
 async def test_serve_answers_health_then_stops_on_sigterm(served: Served) -> None:
     address = f"127.0.0.1:{served.port}"
     assert served.log[-1]["logger"] == "switchboard.server.app"
-    assert served.log[-1]["message"] == f"listening on 127.0.0.1:0 (port {served.port})"
+    assert served.log[-1]["message"] == f"listening on 127.0.0.1:0 (port {served.port}, plaintext)"
 
     liveness = (await _switchboard("health", "--address", address)).check()
     assert liveness.stdout.strip() == "SERVING"
