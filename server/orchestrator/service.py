@@ -47,6 +47,8 @@ from switchboard.server.store import TaskStore
 from switchboard.server.telemetry.tracing import tracer_or_global
 
 _log = logging.getLogger(__name__)
+# Task inputs and outputs, logged only when log_payloads is on (and at debug level).
+_payloads = logging.getLogger("switchboard.payloads")
 
 # Execute ends its task this long (at most) before the call's deadline, so the
 # caller receives the TIMED_OUT task instead of a bare DEADLINE_EXCEEDED.
@@ -286,6 +288,10 @@ class Orchestrator:
             return self._tracked.get(stored.id) or TrackedTask(stored, self._journal)
         tracked = TrackedTask(stored, self._journal, deadline)
         self._track(tracked)
+        if self._settings.log_payloads:  # off by default: inputs may be confidential
+            _payloads.debug(
+                "task %s input", task.id, extra={"task_id": task.id, "input": spec.input}
+            )
         if deadline is not None:
             self._timers[task.id] = asyncio.create_task(self._expire_queued(tracked, deadline))
         await self._bus.publish([first])
@@ -358,6 +364,10 @@ class Orchestrator:
         timer = self._timers.pop(task.id, None)
         if timer is not None:
             timer.cancel()
+        if self._settings.log_payloads:
+            _payloads.debug(
+                "task %s output", task.id, extra={"task_id": task.id, "output": task.output_text}
+            )
         counters = self._counters[task.spec.agent]
         counters.outcomes[state] += 1
         counters.usage += task.usage
