@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import tenacity
@@ -25,6 +25,7 @@ from switchboard.server.domain import (
     ToolCalled,
 )
 from switchboard.server.orchestrator.breaker import CircuitBreaker, Outcome
+from switchboard.server.orchestrator.status import AgentCounters
 from switchboard.server.orchestrator.tracked import TrackedTask
 
 _log = logging.getLogger(__name__)
@@ -36,11 +37,12 @@ SHUTDOWN_REASON = "interrupted by server shutdown; queued again"
 
 @dataclass(frozen=True, slots=True)
 class Worker:
-    """What runs an agent's tasks: its configuration, runtime and circuit breaker."""
+    """What runs an agent's tasks: configuration, runtime, circuit breaker, tallies."""
 
     config: AgentConfig
     runtime: AgentRuntime
     breaker: CircuitBreaker
+    counters: AgentCounters = field(default_factory=AgentCounters)
 
 
 class CircuitOpen(AgentError):

@@ -8,10 +8,9 @@ import functools
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 
 from opentelemetry import trace
 
@@ -29,7 +28,6 @@ from switchboard.server.domain import (
     TaskEvent,
     TaskSpec,
     TaskState,
-    TokenUsage,
     Unavailable,
 )
 from switchboard.server.events import EventBus
@@ -40,7 +38,7 @@ from switchboard.server.orchestrator.observer import NoObserver, TaskObserver
 from switchboard.server.orchestrator.runner import TaskRunner, Worker
 from switchboard.server.orchestrator.scheduler import Scheduler
 from switchboard.server.orchestrator.spans import store_span, traced_run
-from switchboard.server.orchestrator.status import AgentStatus
+from switchboard.server.orchestrator.status import AgentStatus, agent_status
 from switchboard.server.orchestrator.tracked import TrackedTask, utcnow
 from switchboard.server.orchestrator.watch import watch_events
 from switchboard.server.store import TaskStore
@@ -70,14 +68,6 @@ class TaskPage:
 
     tasks: list[Task]
     next_page_token: str
-
-
-@dataclass(slots=True)
-class _AgentCounters:
-    outcomes: Counter[TaskState] = field(default_factory=Counter)
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    last_error: str = ""
-    last_error_time: datetime | None = None
 
 
 class Orchestrator:
@@ -131,7 +121,6 @@ class Orchestrator:
         self._observer = observer or NoObserver()
         self._runner = TaskRunner(self._ended, self._cache)
         self._tracked: dict[str, TrackedTask] = {}
-        self._counters = {agent.name: _AgentCounters() for agent in settings.agents}
         self._dispatcher: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
@@ -368,11 +357,7 @@ class Orchestrator:
             _payloads.debug(
                 "task %s output", task.id, extra={"task_id": task.id, "output": task.output_text}
             )
-        counters = self._counters[task.spec.agent]
-        counters.outcomes[state] += 1
-        counters.usage += task.usage
-        if task.error is not None and state is not TaskState.CANCELLED:
-            counters.last_error, counters.last_error_time = task.error.message, task.end_time
+        self._workers[task.spec.agent].counters.record(task)
         self._observer.task_ended(task)
         del self._tracked[task.id]
         tracked.finished.set()
@@ -479,23 +464,9 @@ class Orchestrator:
         worker = self._workers.get(name)
         if worker is None:
             raise NotFound("agent", name)
-        config, breaker = worker.config, worker.breaker
-        counters = self._counters[name]
-        return AgentStatus(
-            name=name,
-            description=config.description,
-            model=config.model,
-            tools=tuple(sorted(worker.runtime.tools)),
-            handoffs=tuple(config.handoffs),
-            max_concurrency=config.max_concurrency,
+        return agent_status(
+            worker,
             default=name == self._settings.default_agent,
-            healthy=breaker.state is not CircuitState.OPEN,
-            circuit_state=breaker.state.value,
-            circuit_opened=breaker.opened_total,
             in_flight=self._scheduler.running(name),
             queued=self._scheduler.queued(name),
-            outcomes=dict(counters.outcomes),
-            usage=counters.usage,
-            last_error=counters.last_error,
-            last_error_time=counters.last_error_time,
         )
