@@ -1,8 +1,9 @@
-"""Regenerate gen/python from protos/ (or, with --check, fail when it is stale).
+"""Regenerate gen/python and deploy/envoy/switchboard.pb from protos/ (--check: fail if stale).
 
 One command for every change to the contract:
 
-    python scripts/gen_protos.py          # rewrite gen/python/switchboard/v1
+    python scripts/gen_protos.py          # rewrite gen/python/switchboard/v1 and the
+                                          # descriptor set of deploy/envoy
     python scripts/gen_protos.py --check  # exit 1 and show the diff when stale
 """
 
@@ -21,12 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 PACKAGE = Path("switchboard") / "v1"
 OUT = ROOT / "gen" / "python"
+# Envoy's grpc_json_transcoder reads the API from a FileDescriptorSet with every import.
+DESCRIPTOR_SET = ROOT / "deploy" / "envoy" / "switchboard.pb"
 INIT = '"""Generated protobuf messages and gRPC stubs of the switchboard.v1 API."""\n'
+
+
+def _sources() -> list[str]:
+    return sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / PACKAGE).glob("*.proto"))
 
 
 def generate(out: Path) -> None:
     """Run protoc (grpcio-tools) for every switchboard.v1 file into ``out``."""
-    sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / PACKAGE).glob("*.proto"))
+    sources = _sources()
     (out / PACKAGE).mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -44,6 +51,24 @@ def generate(out: Path) -> None:
     )
     (out / PACKAGE / "__init__.py").write_text(INIT)
     (out / PACKAGE / "py.typed").write_text("")
+
+
+def describe(out: Path) -> None:
+    """Write the FileDescriptorSet of every switchboard.v1 file and its imports to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTOS}",
+            "--include_imports",
+            f"--descriptor_set_out={out}",
+            *_sources(),
+        ],
+        check=True,
+        cwd=PROTOS,
+    )
 
 
 def _generated_files(root: Path) -> set[str]:
@@ -71,10 +96,15 @@ def check() -> int:
                     n=1,
                 )
             )
+        describe(fresh / DESCRIPTOR_SET.name)
+        if not DESCRIPTOR_SET.exists() or not filecmp.cmp(
+            fresh / DESCRIPTOR_SET.name, DESCRIPTOR_SET, shallow=False
+        ):
+            stale.append(str(DESCRIPTOR_SET.relative_to(ROOT)))
     if stale:
-        print(f"\ngen/python is stale ({', '.join(stale)}): run `make gen` and commit.")
+        print(f"\ngenerated code is stale ({', '.join(stale)}): run `make gen` and commit.")
         return 1
-    print("gen/python is up to date")
+    print("gen/python and the Envoy descriptor set are up to date")
     return 0
 
 
@@ -89,7 +119,8 @@ def main() -> int:
     if target.exists():
         shutil.rmtree(target)
     generate(OUT)
-    print(f"generated {target.relative_to(ROOT)}")
+    describe(DESCRIPTOR_SET)
+    print(f"generated {target.relative_to(ROOT)} and {DESCRIPTOR_SET.relative_to(ROOT)}")
     return 0
 
 

@@ -140,11 +140,7 @@ class App:
         # bound a port but never started keeps the port until the process ends.
         server = grpc.aio.server(
             interceptors=parts.interceptors(settings, self._tracer),
-            options=[
-                ("grpc.so_reuseport", 0),  # otherwise a taken port is shared silently
-                ("grpc.max_send_message_length", settings.server.max_message_bytes),
-                ("grpc.max_receive_message_length", settings.server.max_message_bytes),
-            ],
+            options=settings.server.grpc_options(),
         )
         self._port = _bind(server, settings.address, credentials)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(parts.orchestrator), server)
