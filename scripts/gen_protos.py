@@ -54,7 +54,14 @@ def generate(out: Path) -> None:
 
 
 def describe(out: Path) -> None:
-    """Write the FileDescriptorSet of every switchboard.v1 file and its imports to ``out``."""
+    """Write the FileDescriptorSet of every switchboard.v1 file and its imports to ``out``.
+
+    google/rpc/error_details.proto (from googleapis-common-protos) rides along: Envoy must
+    know the error details packed in a google.rpc.Status to turn it into JSON.
+    """
+    from google.rpc import error_details_pb2  # noqa: PLC0415
+
+    googleapis = Path(error_details_pb2.__file__).resolve().parents[2]
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -62,9 +69,11 @@ def describe(out: Path) -> None:
             "-m",
             "grpc_tools.protoc",
             f"-I{PROTOS}",
+            f"-I{googleapis}",
             "--include_imports",
             f"--descriptor_set_out={out}",
             *_sources(),
+            "google/rpc/error_details.proto",
         ],
         check=True,
         cwd=PROTOS,

@@ -1,0 +1,1 @@
+"""Integration tests: real processes (Envoy, several replicas) in front of real servers."""
