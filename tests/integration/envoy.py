@@ -14,7 +14,7 @@ import contextlib
 import re
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,20 +111,31 @@ class Envoy:
 
     async def wait_for_health(self, expected: dict[str, str]) -> None:
         """Wait (bounded) until the upstreams' health flags are exactly ``expected``."""
-        seen: dict[str, str] = {}
-        async with asyncio.timeout(_DEADLINE):
-            while (seen := await self.health()) != expected:
-                await asyncio.sleep(_POLL)
-        assert seen == expected
+
+        async def reached() -> bool:
+            return await self.health() == expected
+
+        await _until(reached)
+
+
+async def _until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll ``condition`` until true; TimeoutError after a bound (Envoy sends no events)."""
+    async with asyncio.timeout(_DEADLINE):
+        while not await condition():  # noqa: ASYNC110
+            await asyncio.sleep(_POLL)
 
 
 async def _read_address_file(path: Path, process: asyncio.subprocess.Process) -> str:
-    async with asyncio.timeout(_DEADLINE):
-        while not (path.exists() and path.read_text().strip()):
-            if process.returncode is not None:
-                raise RuntimeError(f"envoy exited with {process.returncode}")
-            await asyncio.sleep(_POLL)
-    return path.read_text().strip()
+    def read() -> str:
+        return path.read_text().strip() if path.exists() else ""
+
+    async def written() -> bool:
+        if process.returncode is not None:
+            raise RuntimeError(f"envoy exited with {process.returncode}")
+        return bool(await asyncio.to_thread(read))
+
+    await _until(written)
+    return await asyncio.to_thread(read)
 
 
 @contextlib.asynccontextmanager
@@ -156,14 +167,16 @@ async def run_envoy(workdir: Path, upstreams: Sequence[str]) -> AsyncIterator[En
     try:
         try:
             envoy = Envoy(process, await _read_address_file(admin_file, process))
-            async with asyncio.timeout(_DEADLINE):
-                while (await envoy.admin("/ready")).strip() != "LIVE":
-                    await asyncio.sleep(_POLL)
+
+            async def live() -> bool:
+                return (await envoy.admin("/ready")).strip() == "LIVE"
+
+            await _until(live)
             listeners = await envoy.admin("/listeners")
             envoy.address = re.findall(r"^switchboard::([\d.]+:\d+)$", listeners, re.MULTILINE)[0]
             await envoy.wait_for_health(dict.fromkeys(upstreams, "healthy"))
         except (TimeoutError, RuntimeError, IndexError, OSError) as exc:
-            text = log.read_text() if log.exists() else "(no log)"
+            text = await asyncio.to_thread(log.read_text) if log.exists() else "(no log)"
             pytest.fail(f"envoy did not come up: {exc!r}\n{text}", pytrace=False)
         yield envoy
     finally:

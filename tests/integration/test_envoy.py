@@ -20,9 +20,9 @@ import grpc
 import pytest
 
 from switchboard.v1 import tasks_pb2, tasks_pb2_grpc
+from tests.conftest import RunningServer, ServerFactory
 
-from ..conftest import RunningServer, ServerFactory
-from .envoy import DESCRIPTOR_SET, Envoy, run_envoy, validate, write_config
+from .envoy import DESCRIPTOR_SET, Envoy, render_config, run_envoy, validate, write_config
 
 SUCCEEDED = tasks_pb2.TASK_STATE_SUCCEEDED
 
@@ -148,12 +148,13 @@ async def test_an_invalid_json_request_is_a_400_with_the_status(envoy: Envoy) ->
     error = json.loads(answer)
     assert error["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert error["message"]
+    kinds = {detail["@type"] for detail in error["details"]}
+    assert "type.googleapis.com/google.rpc.BadRequest" in kinds
 
 
 async def test_malformed_json_is_refused_by_envoy(envoy: Envoy) -> None:
-    status, _, answer = await post(
-        f"http://{envoy.address}/switchboard.v1.TaskService/Execute", b"{not json", "application/json"
-    )
+    url = f"http://{envoy.address}/switchboard.v1.TaskService/Execute"
+    status, _, answer = await post(url, b"{not json", "application/json")
     assert status == 400, answer
 
 
@@ -161,3 +162,43 @@ async def test_a_stopped_upstream_turns_unhealthy(envoy: Envoy, upstream: Runnin
     assert await envoy.health() == {upstream.address: "healthy"}
     await upstream.app.stop(0)
     await envoy.wait_for_health({upstream.address: "/failed_active_hc"})
+
+
+async def test_calls_are_spread_over_the_replicas(
+    tmp_path: Path, server_factory: ServerFactory
+) -> None:
+    replicas = [await server_factory(), await server_factory()]
+    async with (
+        run_envoy(tmp_path, [r.address for r in replicas]) as envoy,
+        grpc.aio.insecure_channel(envoy.address) as channel,
+    ):
+        tasks = tasks_pb2_grpc.TaskServiceStub(channel)
+        for _ in range(4):
+            request = tasks_pb2.ExecuteRequest(task=tasks_pb2.TaskSpec(input="hello"))
+            assert (await tasks.Execute(request, timeout=30)).task.state == SUCCEEDED
+    counts = []
+    for replica in replicas:
+        async with grpc.aio.insecure_channel(replica.address) as direct:
+            listed = await tasks_pb2_grpc.TaskServiceStub(direct).ListTasks(
+                tasks_pb2.ListTasksRequest(), timeout=30
+            )
+            counts.append(len(listed.tasks))
+    # One HTTP/2 connection from the client, yet each request picks the next replica.
+    assert counts == [2, 2]
+
+
+def test_only_idempotent_methods_are_retried() -> None:
+    manager = render_config(["127.0.0.1:50051"])["static_resources"]["listeners"][0]
+    routes = manager["filter_chains"][0]["filters"][0]["typed_config"]["route_config"][
+        "virtual_hosts"
+    ][0]["routes"]
+    retried = {r["match"]["prefix"] for r in routes if "retry_policy" in r["route"]}
+    assert retried == {
+        "/switchboard.v1.TaskService/WatchTask",
+        "/switchboard.v1.TaskService/GetTask",
+        "/switchboard.v1.TaskService/ListTasks",
+        "/switchboard.v1.AgentService/",
+    }
+    # Everything else, Execute and SubmitTask among them, falls through to the catch-all.
+    assert routes[-1]["match"] == {"prefix": "/"}
+    assert "retry_policy" not in routes[-1]["route"]
