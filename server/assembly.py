@@ -19,7 +19,7 @@ from switchboard.server.agents import AgentRuntime
 from switchboard.server.auth import TokenVerifier, check_exposure
 from switchboard.server.cache import open_cache
 from switchboard.server.config import Settings
-from switchboard.server.events import InProcessBus
+from switchboard.server.events import EventBus, InProcessBus, RedisBus
 from switchboard.server.interceptors import (
     AuthInterceptor,
     ErrorsInterceptor,
@@ -45,6 +45,7 @@ class ConfigurationError(ValueError):
 class Parts:
     """Everything a running server is made of besides the gRPC server itself."""
 
+    bus: EventBus
     store: TaskStore
     users: UserStore
     orchestrator: Orchestrator
@@ -69,6 +70,7 @@ class Parts:
         if self.verifier is not None:
             await self.verifier.stop()
         await self.limiter.aclose()
+        await self.bus.aclose()
         await self.store.close()
 
 
@@ -95,10 +97,15 @@ async def assemble(
         raise ConfigurationError(str(exc)) from exc
     store = await TaskStore.open(settings.database_url, migrate=settings.store.auto_migrate)
     metrics = Metrics()
+    bus: EventBus = InProcessBus()
+    if settings.redis_url:
+        shared = RedisBus.from_url(settings.redis_url, prefix=settings.redis_prefix)
+        metrics.track_bus(shared)
+        bus = shared
     orchestrator = Orchestrator(
         settings,
         store,
-        InProcessBus(),
+        bus,
         runtimes,
         cache=open_cache(settings),
         observer=metrics,
@@ -110,6 +117,7 @@ async def assemble(
     if verifier is not None:
         verifier.start()
     return Parts(
+        bus=bus,
         store=store,
         users=UserStore(store.engine),
         orchestrator=orchestrator,

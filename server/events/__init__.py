@@ -1,5 +1,12 @@
 """Event buses that carry stored task events to watchers."""
 
-from switchboard.server.events.bus import EventBus, InProcessBus, Lagged, Subscription
+from switchboard.server.events.bus import (
+    EventBus,
+    InProcessBus,
+    Lagged,
+    LocalSubscription,
+    Subscription,
+)
+from switchboard.server.events.redis_bus import RedisBus
 
-__all__ = ["EventBus", "InProcessBus", "Lagged", "Subscription"]
+__all__ = ["EventBus", "InProcessBus", "Lagged", "LocalSubscription", "RedisBus", "Subscription"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, Self
 
 from switchboard.server.domain import TaskEvent
 
@@ -48,40 +48,72 @@ class EventBus(Protocol):
         """Deliver ``events`` (already stored) to their task's subscribers."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections (at shutdown)."""
+        ...
 
-class _LocalSubscription:
-    def __init__(self, bus: InProcessBus, task_id: str, capacity: int) -> None:
-        self._bus = bus
-        self._task_id = task_id
+
+class LocalSubscription:
+    """A bounded queue of one task's events for one subscriber, shared by the buses.
+
+    ``deliver`` never blocks: past ``capacity`` pending events the subscription is
+    marked lagged and its queue dropped. ``on_close`` tells the bus it is gone.
+    """
+
+    def __init__(
+        self,
+        task_id: str,
+        capacity: int,
+        on_close: Callable[[Self], None],
+    ) -> None:
+        self.task_id = task_id
         self._capacity = capacity
+        self._on_close: Callable[[Self], None] = on_close
         self._pending: deque[TaskEvent] = deque()
         self._arrived = asyncio.Event()
         self._lagged = False
 
     @property
     def lagged(self) -> bool:
+        """True once events were dropped because this subscriber fell behind."""
         return self._lagged
 
     def deliver(self, event: TaskEvent) -> None:
+        """Queue ``event``, or mark the subscription lagged when the queue is full."""
         if self._lagged:
             return
         if len(self._pending) >= self._capacity:
-            self._lagged = True
-            self._pending.clear()
+            self.mark_lagged()
         else:
             self._pending.append(event)
+            self._arrived.set()
+
+    def mark_lagged(self) -> None:
+        """Drop what is queued: the subscriber must catch up from the store."""
+        self._lagged = True
+        self._pending.clear()
         self._arrived.set()
 
+    def patience(self) -> float | None:
+        """Seconds ``get`` waits for an event before raising ``Lagged``; None: forever."""
+        return None
+
     async def get(self) -> TaskEvent:
+        """The next event; waits until one arrives (or raises ``Lagged``)."""
         while not self._pending:
             if self._lagged:
-                raise Lagged(self._task_id)
+                raise Lagged(self.task_id)
             self._arrived.clear()
-            await self._arrived.wait()
+            try:
+                async with asyncio.timeout(self.patience()):
+                    await self._arrived.wait()
+            except TimeoutError:
+                raise Lagged(self.task_id) from None
         return self._pending.popleft()
 
-    def close(self) -> None:
-        self._bus.unsubscribe(self._task_id, self)
+    def close(self: Self) -> None:
+        """Stop receiving events."""
+        self._on_close(self)
 
 
 class InProcessBus:
@@ -89,16 +121,20 @@ class InProcessBus:
 
     def __init__(self, capacity: int = 1024) -> None:
         self._capacity = capacity
-        self._subscribers: dict[str, set[_LocalSubscription]] = {}
+        self._subscribers: dict[str, set[LocalSubscription]] = {}
+
+    async def aclose(self) -> None:
+        """Nothing to release: everything lives in this process."""
 
     def subscribe(self, task_id: str) -> Subscription:
         """Start receiving ``task_id``'s events published from now on."""
-        subscription = _LocalSubscription(self, task_id, self._capacity)
+        subscription = LocalSubscription(task_id, self._capacity, self.unsubscribe)
         self._subscribers.setdefault(task_id, set()).add(subscription)
         return subscription
 
-    def unsubscribe(self, task_id: str, subscription: _LocalSubscription) -> None:
+    def unsubscribe(self, subscription: LocalSubscription) -> None:
         """Forget ``subscription``; called by its ``close``."""
+        task_id = subscription.task_id
         subscribers = self._subscribers.get(task_id)
         if subscribers is None:
             return

@@ -20,7 +20,7 @@ rate-limit method classes. Never task or user ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import prometheus_client
@@ -141,7 +141,27 @@ class Metrics:
 
     def track_limiter(self, limiter: LimiterState) -> None:
         """Read the rate limiter's fallback state at every scrape (once)."""
-        self.registry.register(_LimiterCollector(limiter))
+        self.registry.register(
+            _DegradedCollector(
+                "rate_limiter_degraded",
+                "1 while the shared rate-limit store (Redis) fails and limits are per process.",
+                "rate_limiter_fallbacks",
+                "Calls rate-limited in this process because the shared store failed.",
+                lambda: (limiter.degraded, limiter.fallbacks),
+            )
+        )
+
+    def track_bus(self, bus: BusState) -> None:
+        """Read the shared event bus's state at every scrape (once)."""
+        self.registry.register(
+            _DegradedCollector(
+                "event_bus_degraded",
+                "1 while the shared event bus (Redis) fails: watchers fall back to the store.",
+                "event_bus_publish_errors",
+                "Event publications to the shared bus that failed.",
+                lambda: (bus.degraded, bus.publish_errors),
+            )
+        )
 
     def task_ended(self, task: Task) -> None:
         """A task reached a terminal state: observe how long it ran (if it ever ran)."""
@@ -155,6 +175,9 @@ class Metrics:
     def rate_limited(self, method_class: str) -> None:
         """The rate limiter refused a call of ``method_class`` (a configured class name)."""
         self._rate_limited.labels(method_class).inc()
+
+
+_Reading = Callable[[], tuple[bool, int]]
 
 
 class LimiterState(Protocol):
@@ -171,33 +194,43 @@ class LimiterState(Protocol):
         ...
 
 
-class _LimiterCollector:
-    """Whether rate limits are shared (Redis) or degraded to this process."""
+class BusState(Protocol):
+    """What the event bus's series read (the Redis bus is one)."""
 
-    def __init__(self, limiter: LimiterState) -> None:
-        self._limiter = limiter
+    @property
+    def degraded(self) -> bool:
+        """True while the shared bus (Redis) fails and watchers poll the store."""
+        ...
+
+    @property
+    def publish_errors(self) -> int:
+        """Publications that failed."""
+        ...
+
+
+class _DegradedCollector:
+    """A shared dependency's state: a 0/1 'degraded' gauge and a failure counter."""
+
+    def __init__(
+        self, name: str, help_text: str, counter: str, counter_help: str, read: _Reading
+    ) -> None:
+        self._names = (name, help_text, counter, counter_help)
+        self._read = read
 
     def describe(self) -> Iterable[Metric]:
         """The families ``collect`` yields."""
-        return self._families(degraded=False, fallbacks=0)
+        return self._families(degraded=False, failures=0)
 
     def collect(self) -> Iterable[Metric]:
-        """Read the limiter now."""
-        return self._families(self._limiter.degraded, self._limiter.fallbacks)
+        """Read the dependency now."""
+        return self._families(*self._read())
 
-    @staticmethod
-    def _families(degraded: bool, fallbacks: int) -> list[Metric]:
-        state = GaugeMetricFamily(
-            "rate_limiter_degraded",
-            "1 while the shared rate-limit store (Redis) fails and limits are per process.",
-            value=1 if degraded else 0,
-        )
-        total = CounterMetricFamily(
-            "rate_limiter_fallbacks",
-            "Calls rate-limited in this process because the shared store failed.",
-            value=fallbacks,
-        )
-        return [state, total]
+    def _families(self, degraded: bool, failures: int) -> list[Metric]:
+        name, help_text, counter, counter_help = self._names
+        return [
+            GaugeMetricFamily(name, help_text, value=1 if degraded else 0),
+            CounterMetricFamily(counter, counter_help, value=failures),
+        ]
 
 
 class _LiveCollector:

@@ -13,7 +13,7 @@ import pytest
 from switchboard.server.agents import AgentRuntime, build_runtimes
 from switchboard.server.config import AgentConfig, RetryConfig, Settings
 from switchboard.server.domain import Task, TaskEvent, TaskSpec
-from switchboard.server.events import InProcessBus
+from switchboard.server.events import InProcessBus, RedisBus
 from switchboard.server.orchestrator import NewTask, Orchestrator
 from switchboard.server.store import TaskStore
 
@@ -30,7 +30,7 @@ class Harness:
 
     settings: Settings
     store: TaskStore
-    bus: InProcessBus
+    bus: InProcessBus | RedisBus
     orchestrator: Orchestrator
     runtimes: RuntimeFactory
     registry: list[Harness]
@@ -66,8 +66,10 @@ async def start_harness(
     runtimes: RuntimeFactory,
     registry: list[Harness],
     clock: Callable[[], float] = time.monotonic,
+    *,
+    bus: InProcessBus | RedisBus | None = None,
 ) -> Harness:
-    bus = InProcessBus()
+    bus = InProcessBus() if bus is None else bus
     orchestrator = Orchestrator(settings, store, bus, runtimes(settings), clock=clock)
     await orchestrator.start()
     harness = Harness(settings, store, bus, orchestrator, runtimes, registry)
