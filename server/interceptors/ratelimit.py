@@ -35,6 +35,7 @@ from switchboard.server.ratelimit import Decision, Limit, Limiter
 _TASKS = "/switchboard.v1.TaskService/"
 _AGENTS = "/switchboard.v1.AgentService/"
 _BATCH = f"{_TASKS}BatchExecute"
+_LOGIN = "/switchboard.v1.AuthService/Login"
 _CLASSES = {
     f"{_TASKS}Execute": "write",
     _BATCH: "write",
@@ -43,7 +44,7 @@ _CLASSES = {
     f"{_TASKS}GetTask": "read",
     f"{_TASKS}ListTasks": "read",
     f"{_TASKS}WatchTask": "read",
-    "/switchboard.v1.AuthService/Login": "login",
+    _LOGIN: "login",
 }
 
 
@@ -115,13 +116,16 @@ class RateLimitInterceptor(ServerInterceptor):
     async def _admit(self, limited: str, call: Call, request: Any, context: Context) -> None:
         # Spends the call's units, or raises RESOURCE_EXHAUSTED (reason RATE_LIMITED).
         cost = max(1, len(request.requests)) if call.method == _BATCH else 1
-        key = f"{limited}:{_caller(context)}"
-        decision = await self._limiter.acquire(key, self._limits[limited], cost)
-        if decision.allowed:
-            return
-        if self._on_limited is not None:
-            self._on_limited(limited)
-        raise _RateLimited(limited, self._limits[limited], cost, decision)
+        keys = [f"{limited}:{_caller(context)}"]
+        if call.method == _LOGIN and request.username:
+            # Guessing one account's password from many addresses spends one budget too.
+            keys.append(f"{limited}:account:{request.username.lower()[:256]}")
+        for key in keys:
+            decision = await self._limiter.acquire(key, self._limits[limited], cost)
+            if not decision.allowed:
+                if self._on_limited is not None:
+                    self._on_limited(limited)
+                raise _RateLimited(limited, self._limits[limited], cost, decision)
 
 
 class _BudgetScope:

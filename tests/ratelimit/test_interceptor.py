@@ -26,7 +26,14 @@ from switchboard.server.interceptors.ratelimit import (
     peer_host,
 )
 from switchboard.server.ratelimit import Limiter, LocalLimiter, RedisLimiter
-from switchboard.v1 import agents_pb2, agents_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from switchboard.v1 import (
+    agents_pb2,
+    agents_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
 from tests.api.statuses import detail, failure
 from tests.cache.support import FakeClock
 
@@ -55,6 +62,11 @@ class _Tasks(tasks_pb2_grpc.TaskServiceServicer):
 
     async def GetTask(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
         return tasks_pb2.GetTaskResponse()
+
+
+class _Auth(auth_pb2_grpc.AuthServiceServicer):
+    async def Login(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        return auth_pb2.LoginResponse()
 
 
 class _Agents(agents_pb2_grpc.AgentServiceServicer):
@@ -104,6 +116,7 @@ class Served:
 
     tasks: Any
     agents: Any
+    auth: Any
     health: Any
     channel: grpc.aio.Channel
     limited: list[str] = field(default_factory=list)
@@ -116,6 +129,7 @@ async def _serve(
     server = grpc.aio.server(interceptors=[ErrorsInterceptor(), _FakeAuth(), interceptor])
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(_Tasks(), server)
     agents_pb2_grpc.add_AgentServiceServicer_to_server(_Agents(), server)
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(_Auth(), server)
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -137,6 +151,7 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[Served]]]:
         return Served(
             tasks_pb2_grpc.TaskServiceStub(channel),
             agents_pb2_grpc.AgentServiceStub(channel),
+            auth_pb2_grpc.AuthServiceStub(channel),
             health_pb2_grpc.HealthStub(channel),
             channel,
             limited,
@@ -227,6 +242,19 @@ async def test_callers_have_separate_budgets(serve: Any) -> None:
     await _refused(served.tasks.Execute(tasks_pb2.ExecuteRequest()))
     # A subject named like the peer does not share the peer's budget.
     await served.tasks.Execute(tasks_pb2.ExecuteRequest(), metadata=_as("ipv4:127.0.0.1"))
+
+
+async def test_logins_to_one_account_share_a_budget_across_callers(serve: Any) -> None:
+    served = await serve()  # login: burst 1
+    guess = auth_pb2.LoginRequest(username="Alice", password="wrong")
+    await served.auth.Login(guess, metadata=_as("first-address"))
+    # Another caller, with a fresh budget of its own, guessing the same account.
+    again = auth_pb2.LoginRequest(username="alice", password="wrong again")
+    await _refused(served.auth.Login(again, metadata=_as("second-address")))
+    # Another account is not affected.
+    other = auth_pb2.LoginRequest(username="bob", password="x")
+    await served.auth.Login(other, metadata=_as("third-address"))
+    assert served.limited == ["login"]
 
 
 async def test_health_is_never_limited(serve: Any) -> None:
