@@ -18,6 +18,7 @@ from switchboard.server.cache.results import (
     decode_result,
     encode_result,
 )
+from switchboard.server.telemetry.throttle import ThrottledWarning
 
 _log = logging.getLogger(__name__)
 
@@ -51,8 +52,7 @@ class RedisCache:
         self._client = client
         self._prefix = prefix
         self._clock = clock
-        self._warned_at: float | None = None
-        self._unwarned = 0
+        self._warning = ThrottledWarning(_log, _WARN_INTERVAL_S, clock)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisCache:
@@ -108,16 +108,6 @@ class RedisCache:
 
     def _failed(self, action: str, error: Exception) -> None:
         self.stats.errors += 1
-        now = self._clock()
-        if self._warned_at is not None and now - self._warned_at < _WARN_INTERVAL_S:
-            self._unwarned += 1
-            return
-        _log.warning(
-            "result cache: %s failed, tasks run without the cache: %r "
-            "(%d more failures since the last warning)",
-            action,
-            error,
-            self._unwarned,
+        self._warning.warn(
+            "result cache: %s failed, tasks run without the cache: %r", action, error
         )
-        self._warned_at = now
-        self._unwarned = 0

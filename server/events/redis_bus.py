@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from switchboard.server.domain import TaskEvent
 from switchboard.server.domain.serialize import payload_from_json, payload_to_json
 from switchboard.server.events.bus import LocalSubscription, Subscription
+from switchboard.server.telemetry.throttle import ThrottledWarning
 
 _log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class RedisBus:
         self._lost = False
         self._publish_failing = False
         self._next_publish_attempt = 0.0
-        self._next_warning = 0.0
+        self._publish_warning = ThrottledWarning(_log, _WARN_EVERY)
 
     @classmethod
     def from_url(
@@ -215,13 +216,10 @@ class RedisBus:
         if error is not None:
             # Don't pay a connect timeout on every event while Redis is down.
             self._next_publish_attempt = now + self.poll_interval
-        if now >= self._next_warning:
-            self._next_warning = now + _WARN_EVERY
-            _log.warning(
-                "event publishing to Redis failed (%d so far); watchers poll the store: %s",
-                self.publish_errors,
-                error or "Redis still down",
-            )
+        self._publish_warning.warn(
+            "event publishing to Redis failed; watchers poll the store: %s",
+            error or "Redis still down",
+        )
         # Our own subscribers would not hear these events either.
         for task_id in batches:
             for subscription in self._subscribers.get(task_id, ()):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -26,6 +25,7 @@ from switchboard.server.config import AuthConfig
 from switchboard.server.domain import Unauthenticated
 from switchboard.server.interceptors.handlers import (
     Call,
+    CallScope,
     Context,
     Handler,
     ServerInterceptor,
@@ -69,13 +69,14 @@ class AuthInterceptor(ServerInterceptor):
         return wrap(handler, method, scope)  # type: ignore[return-value]
 
 
-class _AuthScope:
+class _AuthScope(CallScope):
     def __init__(self, verifier: TokenVerifier, call: Call, context: Context) -> None:
         self._verifier = verifier
         self._call = call
         self._context = context
 
-    async def __aenter__(self) -> _AuthScope:
+    async def entered(self) -> None:
+        """Verify the bearer token and the method's scope; set the caller."""
         caller = await self._verifier.verify(_bearer(self._context.invocation_metadata() or ()))
         # Set before the scope check, so the access log names whoever was denied. Never
         # reset: the metrics interceptor outside reads the caller in its own __aexit__,
@@ -83,18 +84,6 @@ class _AuthScope:
         # (and context), which ends with the call.
         current_caller.set(caller)
         authorize(caller, self._call.method)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
-        return None
-
-    def sent(self) -> None:
-        """Nothing to do per message."""
 
 
 def _bearer(metadata: Iterable[tuple[str, Any]]) -> str:

@@ -15,7 +15,6 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, NoReturn
 
 import grpc
@@ -28,6 +27,7 @@ from switchboard.server.api.status import rich_status
 from switchboard.server.domain import InvalidArgument, SwitchboardError, Unavailable
 from switchboard.server.interceptors.handlers import (
     Call,
+    CallScope,
     Context,
     Handler,
     ServerInterceptor,
@@ -56,26 +56,15 @@ class ErrorsInterceptor(ServerInterceptor):
         return wrap(handler, handler_call_details.method, _ErrorScope)  # type: ignore[return-value]
 
 
-class _ErrorScope:
+class _ErrorScope(CallScope):
     def __init__(self, call: Call, request: Any, context: Context) -> None:
         self._call = call
         self._context = context
 
-    async def __aenter__(self) -> _ErrorScope:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
+    async def exited(self, exc: BaseException | None) -> None:
+        """Turn a failure into a rich status."""
         if isinstance(exc, Exception):  # every failure becomes a status
             await _abort(self._context, exc, self._call.method)
-        return None
-
-    def sent(self) -> None:
-        """Nothing to do per message."""
 
 
 def status_of(error: SwitchboardError) -> status_pb2.Status:

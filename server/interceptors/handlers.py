@@ -83,6 +83,32 @@ class Scope(Protocol):
         ...
 
 
+class CallScope:
+    """A ``Scope`` whose hooks do nothing: an interceptor overrides the ones it needs."""
+
+    async def __aenter__(self) -> CallScope:
+        await self.entered()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        await self.exited(exc)
+        return None
+
+    async def entered(self) -> None:
+        """Before the handler runs; raising refuses the call."""
+
+    async def exited(self, exc: BaseException | None) -> None:
+        """After the handler, with what ended it (None: it returned)."""
+
+    def sent(self) -> None:
+        """One response message went out."""
+
+
 ScopeFactory = Callable[[Call, Any, "Context"], Scope]
 """Makes the scope of one call from the call, its request and its context."""
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -30,6 +29,7 @@ import grpc
 from switchboard.server.auth import current_caller
 from switchboard.server.interceptors.handlers import (
     Call,
+    CallScope,
     Context,
     Handler,
     ServerInterceptor,
@@ -61,7 +61,7 @@ class MetricsInterceptor(ServerInterceptor):
         return _CallScope(self._metrics, call, context)
 
 
-class _CallScope:
+class _CallScope(CallScope):
     def __init__(self, metrics: Metrics, call: Call, context: Context) -> None:
         labels = (call.kind, call.service, call.name)
         self._call = call
@@ -75,19 +75,15 @@ class _CallScope:
         self._peer = context.peer()
         self._request_id = request_id(context.invocation_metadata())
 
-    async def __aenter__(self) -> _CallScope:
+    async def entered(self) -> None:
+        """Count the call as started (and its request received)."""
         self._started = time.perf_counter()
         self._metrics.grpc_started.labels(*self._labels).inc()
         if self._call.kind in _SINGLE_REQUEST:
             self._metrics.grpc_msg_received.labels(*self._labels).inc()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
+    async def exited(self, exc: BaseException | None) -> None:
+        """Count the call as handled with its code and time; write its access log line."""
         seconds = time.perf_counter() - self._started
         code = final_code(exc, self._context).name
         self._metrics.grpc_handled.labels(*self._labels, code).inc()
@@ -103,7 +99,6 @@ class _CallScope:
                 request_id=self._request_id,
             )
         )
-        return None
 
     def sent(self) -> None:
         """One response message went out."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,6 +23,7 @@ from switchboard.server.config import RateLimitConfig
 from switchboard.server.domain import ResourceExhausted
 from switchboard.server.interceptors.handlers import (
     Call,
+    CallScope,
     Context,
     Handler,
     ScopeFactory,
@@ -128,24 +128,13 @@ class RateLimitInterceptor(ServerInterceptor):
                 raise _RateLimited(limited, self._limits[limited], cost, decision)
 
 
-class _BudgetScope:
+class _BudgetScope(CallScope):
     def __init__(self, admit: Callable[[], Awaitable[None]]) -> None:
         self._admit = admit
 
-    async def __aenter__(self) -> _BudgetScope:
+    async def entered(self) -> None:
+        """Spend the call's units, or refuse it."""
         await self._admit()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
-        return None
-
-    def sent(self) -> None:
-        """Nothing to do per message."""
 
 
 class _RateLimited(ResourceExhausted):

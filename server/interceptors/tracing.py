@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Awaitable, Callable, Collection
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -32,6 +31,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from switchboard.server.domain import SwitchboardError
 from switchboard.server.interceptors.handlers import (
     Call,
+    CallScope,
     Context,
     Handler,
     ServerInterceptor,
@@ -87,14 +87,15 @@ class TracingInterceptor(ServerInterceptor):
         return _SpanScope(self._tracer, call, context)
 
 
-class _SpanScope:
+class _SpanScope(CallScope):
     def __init__(self, tracer: trace.Tracer, call: Call, context: Context) -> None:
         self._tracer = tracer
         self._call = call
         self._context = context
         self._span: trace.Span = trace.INVALID_SPAN
 
-    async def __aenter__(self) -> _SpanScope:
+    async def entered(self) -> None:
+        """Start the server span, parented by the caller's trace context."""
         call, context = self._call, self._context
         parent = propagate.extract(_text_metadata(context.invocation_metadata()))
         attributes: dict[str, str | int] = {
@@ -108,14 +109,9 @@ class _SpanScope:
         )
         # Not detached: see the module doc. The call's task is the only one to see it.
         otel_context.attach(trace.set_span_in_context(self._span, parent))
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
+    async def exited(self, exc: BaseException | None) -> None:
+        """End the span with the call's status code."""
         code = final_code(exc, self._context)
         span = self._span
         span.set_attribute("rpc.grpc.status_code", code.value[0])
@@ -126,10 +122,6 @@ class _SpanScope:
         ):
             span.record_exception(exc)
         span.end()
-        return None
-
-    def sent(self) -> None:
-        """Nothing to do per message."""
 
 
 def _text_metadata(metadata: Any) -> dict[str, str]:

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from switchboard.server.ratelimit.gcra import Decision, Limit, check_cost, to_micros
 from switchboard.server.ratelimit.local import LocalLimiter
+from switchboard.server.telemetry.throttle import ThrottledWarning
 
 _log = logging.getLogger(__name__)
 
@@ -89,8 +90,7 @@ class RedisLimiter:
         self._degraded = False
         self._fallbacks = 0
         self._next_probe = 0.0
-        self._warned_at: float | None = None
-        self._unwarned = 0
+        self._warning = ThrottledWarning(_log, _WARN_INTERVAL_S, local_clock)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisLimiter:
@@ -158,18 +158,11 @@ class RedisLimiter:
         now = self._local_clock()
         self._degraded = True
         self._next_probe = now + self._probe_interval
-        if self._warned_at is not None and now - self._warned_at < _WARN_INTERVAL_S:
-            self._unwarned += 1
-            return
-        _log.warning(
+        self._warning.warn(
             "rate limiter: Redis failed, limiting in this process only (each replica "
-            "allows the whole budget) until it answers again: %r "
-            "(%d more failures since the last warning)",
+            "allows the whole budget) until it answers again: %r",
             error,
-            self._unwarned,
         )
-        self._warned_at = now
-        self._unwarned = 0
 
 
 def _decision(reply: Sequence[int]) -> Decision:
