@@ -79,7 +79,7 @@ class _AuthScope(CallScope):
         """Verify the bearer token and the method's scope; set the caller."""
         caller = await self._verifier.verify(_bearer(self._context.invocation_metadata() or ()))
         # Set before the scope check, so the access log names whoever was denied. Never
-        # reset: the metrics interceptor outside reads the caller in its own __aexit__,
+        # reset: the metrics interceptor outside reads the caller in its own exited(),
         # after this scope has exited. Nothing leaks, as each call runs in its own task
         # (and context), which ends with the call.
         current_caller.set(caller)

@@ -5,12 +5,12 @@ the outcome and the messages sent, an interceptor replaces the handler's behavio
 (RECIPES.md). Handlers come in three shapes here: coroutines returning one response,
 async generators yielding a stream, and coroutines that stream by ``await
 context.write()`` (the health ``Watch``). ``wrap`` runs a ``Scope`` around each of
-them, so every interceptor writes its behaviour once, as an async context manager:
+them, so every interceptor writes its behaviour once, as a ``CallScope``:
 
-- ``__aenter__`` runs before the handler; raising there refuses the call;
+- ``entered()`` runs before the handler; raising there refuses the call;
 - ``sent()`` is called for each response message a wrapped handler returns, yields
   or writes with ``context.write()``;
-- ``__aexit__`` sees how the call ended (the exception, or none); raising there
+- ``exited(exc)`` sees how the call ended (the exception, or none); raising there
   replaces the outcome (the errors interceptor turns exceptions into statuses).
 """
 
