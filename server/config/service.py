@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from switchboard.server.config.types import Duration
 
@@ -18,6 +18,38 @@ class QueueConfig(BaseModel):
     max_queued: int = Field(
         default=10_000, ge=1, description="Queued tasks beyond this are refused."
     )
+    lease_ttl: Duration = Field(
+        default=timedelta(seconds=30),
+        description=(
+            "How long a replica's claim on a running task lasts unless renewed (every third "
+            "of it). A replica that dies loses its tasks to the others after this long."
+        ),
+    )
+    replica_id: str = Field(
+        default="",
+        max_length=200,
+        description=(
+            "This replica's name on its task leases; empty: host name, process id and a "
+            "random suffix. A stable name that no other live replica shares (the pod "
+            "name) lets a restarted replica take back its tasks at once instead of "
+            "after lease_ttl."
+        ),
+    )
+    poll_interval: Duration = Field(
+        default=timedelta(milliseconds=500),
+        description=(
+            "How often a replica looks in the database for tasks to claim when no signal "
+            "woke it (tasks created on other replicas without Redis, expired leases)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlives_renewals(self) -> QueueConfig:
+        if self.lease_ttl < timedelta(seconds=1):
+            raise ValueError("lease_ttl must be at least 1 s (it is renewed every third of it)")
+        if self.poll_interval <= timedelta(0):
+            raise ValueError("poll_interval must be positive")
+        return self
 
 
 class StoreConfig(BaseModel):
@@ -82,14 +114,18 @@ class ServerConfig(BaseModel):
         "are cut with UNAVAILABLE and resume (WatchTask resumes from its last sequence).",
     )
 
-    def grpc_options(self) -> list[tuple[str, int]]:
-        """The grpc.aio server options these settings stand for."""
+    def grpc_options(self, *, reuse_port: bool = False) -> list[tuple[str, int]]:
+        """The grpc.aio server options these settings stand for.
+
+        ``reuse_port`` lets other servers that ask for it share the port (SO_REUSEPORT).
+        """
 
         def ms(value: timedelta) -> int:
             return round(value.total_seconds() * 1000)
 
         options = [
-            ("grpc.so_reuseport", 0),  # otherwise a taken port is shared silently
+            # Off by default: otherwise a taken port is shared silently.
+            ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.max_send_message_length", self.max_message_bytes),
             ("grpc.max_receive_message_length", self.max_message_bytes),
             ("grpc.max_concurrent_streams", self.max_concurrent_streams),

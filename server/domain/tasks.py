@@ -103,6 +103,8 @@ class Task:
     """A task and everything known about its run.
 
     ``cached`` is True when the result came from the result cache (no model ran).
+    ``deadline`` is the Execute caller's deadline, if any: whichever replica runs the
+    task ends it TIMED_OUT then.
     """
 
     id: str
@@ -120,3 +122,4 @@ class Task:
     end_time: datetime | None = None
     last_sequence: int = 0
     cached: bool = False
+    deadline: datetime | None = None

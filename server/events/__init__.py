@@ -5,8 +5,21 @@ from switchboard.server.events.bus import (
     InProcessBus,
     Lagged,
     LocalSubscription,
+    Signal,
+    SignalHandler,
+    SignalKind,
     Subscription,
 )
 from switchboard.server.events.redis_bus import RedisBus
 
-__all__ = ["EventBus", "InProcessBus", "Lagged", "LocalSubscription", "RedisBus", "Subscription"]
+__all__ = [
+    "EventBus",
+    "InProcessBus",
+    "Lagged",
+    "LocalSubscription",
+    "RedisBus",
+    "Signal",
+    "SignalHandler",
+    "SignalKind",
+    "Subscription",
+]

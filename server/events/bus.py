@@ -9,8 +9,10 @@ the publisher; it catches up from the store.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, Self
 
 from switchboard.server.domain import TaskEvent
@@ -37,8 +39,30 @@ class Lagged(Exception):
     """The subscriber missed events; it must catch up from the store."""
 
 
+class SignalKind(enum.Enum):
+    """What a signal tells the replicas."""
+
+    QUEUED = "queued"
+    """A task was queued: replicas with room look for work now."""
+    CANCEL = "cancel"
+    """Cancel this task, if you run it (its cancel_reason is in the store)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A hint to every replica. Best effort: a lost one only delays what the store says."""
+
+    kind: SignalKind
+    task_id: str
+    reason: str = ""
+    """Why, for CANCEL."""
+
+
+SignalHandler = Callable[[Signal], None]
+
+
 class EventBus(Protocol):
-    """Publishes stored events to the subscribers of their task."""
+    """Publishes stored events to the subscribers of their task, and signals to replicas."""
 
     def subscribe(self, task_id: str) -> Subscription:
         """Start receiving ``task_id``'s events published from now on."""
@@ -50,6 +74,14 @@ class EventBus(Protocol):
 
     async def aclose(self) -> None:
         """Release connections (at shutdown)."""
+        ...
+
+    async def signal(self, signal: Signal) -> None:
+        """Send ``signal`` to every replica's handlers, this one's included; never raises."""
+        ...
+
+    def on_signal(self, handler: SignalHandler) -> None:
+        """Call ``handler`` with every signal received from now on."""
         ...
 
 
@@ -122,9 +154,19 @@ class InProcessBus:
     def __init__(self, capacity: int = 1024) -> None:
         self._capacity = capacity
         self._subscribers: dict[str, set[LocalSubscription]] = {}
+        self._handlers: list[SignalHandler] = []
 
     async def aclose(self) -> None:
         """Nothing to release: everything lives in this process."""
+
+    async def signal(self, signal: Signal) -> None:
+        """Call this process's handlers."""
+        for handler in self._handlers:
+            handler(signal)
+
+    def on_signal(self, handler: SignalHandler) -> None:
+        """Call ``handler`` with every signal from now on."""
+        self._handlers.append(handler)
 
     def subscribe(self, task_id: str) -> Subscription:
         """Start receiving ``task_id``'s events published from now on."""

@@ -15,6 +15,10 @@ vouch that no event was missed:
 - a synced subscription that hears nothing for ``resync_interval`` raises
   ``Lagged`` too, which bounds the delay when some replica's publish was lost.
 
+Signals (a task was queued, cancel a task) travel on one channel that every
+replica with a handler listens to; a signal lost while Redis is down only delays
+what the replicas also find in the store by polling.
+
 Publishing never raises: the events are stored already. A failed publish counts
 in ``publish_errors``, sets ``degraded`` and marks this bus's own subscribers
 of those tasks lagged.
@@ -38,7 +42,13 @@ from redis.exceptions import RedisError
 
 from switchboard.server.domain import TaskEvent
 from switchboard.server.domain.serialize import payload_from_json, payload_to_json
-from switchboard.server.events.bus import LocalSubscription, Subscription
+from switchboard.server.events.bus import (
+    LocalSubscription,
+    Signal,
+    SignalHandler,
+    SignalKind,
+    Subscription,
+)
 from switchboard.server.telemetry.throttle import ThrottledWarning
 
 _log = logging.getLogger(__name__)
@@ -93,6 +103,8 @@ class RedisBus:
         self._publisher = publisher
         self._listener = listener
         self._channel_prefix = f"{prefix}events:"
+        self._signals_channel = f"{prefix}signals"
+        self._handlers: list[SignalHandler] = []
         self._capacity = capacity
         self._subscribers: dict[str, set[_RedisSubscription]] = {}
         self._connected = False
@@ -148,10 +160,28 @@ class RedisBus:
         """Start receiving ``task_id``'s events published from now on."""
         subscription = _RedisSubscription(self, task_id, self._capacity, self._forget)
         self._subscribers.setdefault(task_id, set()).add(subscription)
+        self._listen()
+        return subscription
+
+    def on_signal(self, handler: SignalHandler) -> None:
+        """Call ``handler`` with every signal any replica sends from now on."""
+        self._handlers.append(handler)
+        self._listen()
+
+    async def signal(self, signal: Signal) -> None:
+        """PUBLISH ``signal`` to every replica; a failure is logged (rate-limited) only."""
+        message = json.dumps(
+            {"kind": signal.kind.value, "task_id": signal.task_id, "reason": signal.reason}
+        )
+        try:
+            await self._publisher.publish(self._signals_channel, message)
+        except (RedisError, OSError) as error:
+            self._publish_warning.warn("signal to replicas failed; they poll the store: %s", error)
+
+    def _listen(self) -> None:
         if self._reader is None and not self._closed:
             self._reader = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()
-        return subscription
 
     def subscriber_count(self, task_id: str) -> int:
         """How many local subscriptions ``task_id`` has (for tests and status)."""
@@ -274,9 +304,13 @@ class RedisBus:
                 subscription.mark_lagged()
 
     async def _sync(self, pubsub: PubSub) -> None:
-        """SUBSCRIBE/UNSUBSCRIBE so the connection follows the wanted task channels."""
+        """SUBSCRIBE/UNSUBSCRIBE so the connection follows the wanted channels."""
+        signals = False
         while True:
             self._wake.clear()
+            if self._handlers and not signals:
+                await pubsub.subscribe(self._signals_channel)
+                signals = True
             wanted = set(self._subscribers)
             added, dropped = wanted - self._sent, self._sent - wanted
             for task_id in added | dropped:
@@ -297,6 +331,10 @@ class RedisBus:
             channel = message["channel"]
             if isinstance(channel, bytes):
                 channel = channel.decode()
+            if channel == self._signals_channel:
+                if message["type"] == "message":
+                    self._signalled(message["data"])
+                continue
             if not isinstance(channel, str) or not channel.startswith(self._channel_prefix):
                 continue
             task_id = channel[len(self._channel_prefix) :]
@@ -319,6 +357,16 @@ class RedisBus:
                 # It may have missed events before the channel was live: replay once more.
                 subscription.synced = True
                 subscription.mark_lagged()
+
+    def _signalled(self, data: bytes) -> None:
+        try:
+            body = json.loads(data)
+            signal = Signal(SignalKind(body["kind"]), body["task_id"], body.get("reason", ""))
+        except (ValueError, KeyError, TypeError):
+            _log.warning("undecodable signal on %s: %r", self._signals_channel, data[:200])
+            return
+        for handler in self._handlers:
+            handler(signal)
 
     def _dispatch(self, task_id: str, data: bytes) -> None:
         subscribers = self._subscribers.get(task_id, ())

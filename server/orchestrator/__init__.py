@@ -2,6 +2,6 @@
 
 from switchboard.server.orchestrator.observer import TaskObserver
 from switchboard.server.orchestrator.service import NewTask, Orchestrator, TaskPage
-from switchboard.server.orchestrator.status import AgentStatus
+from switchboard.server.orchestrator.status import AgentStatus, QueueStats
 
-__all__ = ["AgentStatus", "NewTask", "Orchestrator", "TaskObserver", "TaskPage"]
+__all__ = ["AgentStatus", "NewTask", "Orchestrator", "QueueStats", "TaskObserver", "TaskPage"]

@@ -81,7 +81,7 @@ class TaskRunner:
         state = TaskState.FAILED
         tracked.started = True
         try:
-            if tracked.cancel_reason:
+            if tracked.cancel_reason or tracked.lease.lost:
                 raise asyncio.CancelledError
             state = await self._run(tracked, worker, deadline)
         except asyncio.CancelledError:
@@ -221,6 +221,9 @@ class TaskRunner:
         return await worker.runtime.run(run, recorder.emit)
 
     async def _interrupted(self, tracked: TrackedTask) -> TaskState:
+        if tracked.lease.lost:
+            # Another replica has the task now: whatever we wrote next would be refused.
+            return tracked.task.state
         if tracked.task.state.terminal:
             # The cancellation came after the run ended: the end stands.
             end, state = tracked.last_write, tracked.task.state
@@ -229,7 +232,9 @@ class TaskRunner:
             end = tracked.transition(TaskState.CANCELLED, tracked.cancel_reason, error)
             state = TaskState.CANCELLED
         else:
-            end, state = tracked.transition(TaskState.QUEUED, SHUTDOWN_REASON), TaskState.QUEUED
+            # Its lease goes with the write: another replica may run it at once.
+            end = tracked.transition(TaskState.QUEUED, SHUTDOWN_REASON, release=True)
+            state = TaskState.QUEUED
         # Shielded: the write must land even though this coroutine is being cancelled.
         # It is cancelled itself only when a stopping server gives up on a store that
         # is down; the stored state is then recovered at the next start.

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from opentelemetry import trace
 
@@ -30,18 +32,20 @@ from switchboard.server.domain import (
     TaskState,
     Unavailable,
 )
-from switchboard.server.events import EventBus
+from switchboard.server.events import EventBus, Signal, SignalKind
 from switchboard.server.orchestrator import limits, paging
+from switchboard.server.orchestrator.backlog import QueuedCounts
 from switchboard.server.orchestrator.breaker import CircuitBreaker, CircuitState
-from switchboard.server.orchestrator.journal import Journal
+from switchboard.server.orchestrator.journal import Journal, Lease
 from switchboard.server.orchestrator.observer import NoObserver, TaskObserver
 from switchboard.server.orchestrator.runner import TaskRunner, Worker
-from switchboard.server.orchestrator.scheduler import Scheduler
+from switchboard.server.orchestrator.slots import Slots
 from switchboard.server.orchestrator.spans import store_span, traced_run
-from switchboard.server.orchestrator.status import AgentStatus, agent_status
+from switchboard.server.orchestrator.status import AgentStatus, QueueStats, agent_status
 from switchboard.server.orchestrator.tracked import TrackedTask, utcnow
 from switchboard.server.orchestrator.watch import watch_events
-from switchboard.server.store import TaskStore
+from switchboard.server.store import Claim, TaskQueue, TaskStore
+from switchboard.server.telemetry.throttle import ThrottledWarning
 from switchboard.server.telemetry.tracing import tracer_or_global
 
 _log = logging.getLogger(__name__)
@@ -77,6 +81,11 @@ class Orchestrator:
     it creates, and a task is visible only to its owner; where ``owner`` may be None
     (an admin), every task is visible. ``deadline`` is the caller's remaining time in seconds, or
     None when the call has no deadline.
+
+    Tasks wait in the database (store/queue.py), not here: every replica on the
+    same database claims the best waiting tasks it has room for, holds each under a
+    lease it renews, and gives it back when it stops. A task is followed (Execute,
+    CancelTask, WatchTask) through its events wherever it runs.
     """
 
     def __init__(
@@ -106,7 +115,12 @@ class Orchestrator:
             for agent in settings.agents
         }
         self._offered_tools = {name: w.runtime.tools for name, w in self._workers.items()}
-        self._scheduler = Scheduler(
+        self.replica = (
+            settings.queue.replica_id
+            or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
+        self._queue = TaskQueue(store, self.replica, settings.queue.lease_ttl)
+        self._slots = Slots(
             settings.queue.max_concurrency,
             {agent.name: agent.max_concurrency for agent in settings.agents},
         )
@@ -115,38 +129,53 @@ class Orchestrator:
             bus,
             flush_interval=settings.store.flush_interval.total_seconds(),
             max_batch=settings.store.max_batch,
+            on_fenced=self._lease_lost,
             tracer=self._tracer,
         )
         self._cache = cache or MemoryCache()
         self._observer = observer or NoObserver()
         self._runner = TaskRunner(self._ended, self._cache)
         self._tracked: dict[str, TrackedTask] = {}
-        self._dispatcher: asyncio.Task[None] | None = None
-        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._queued = QueuedCounts()
+        self._wake = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
+        self._store_warning = ThrottledWarning(_log, 30.0)
         self._stopping = False
+        self.leases_lost = 0
+        """Tasks this replica lost to another one (its lease had expired)."""
+        self.reclaims = 0
+        """Tasks this replica took over from one that stopped renewing its lease."""
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover unfinished tasks from the store and start the workers."""
+        """Fail tasks of agents no longer configured, then claim and run tasks."""
         self._journal.start()
-        for task in await self._store.unfinished_tasks():
-            await self._recover(task)
-        self._dispatcher = asyncio.create_task(self._dispatch(), name="task-dispatcher")
+        self._bus.on_signal(self._signalled)
+        # Leases under this name are from an earlier life of this replica: free them.
+        await self._queue.release_own()
+        for claim in await self._queue.claim_orphans(list(self._workers)):
+            reason = f"agent {claim.task.spec.agent!r} is no longer configured"
+            error = TaskError("FAILED_PRECONDITION", reason, "AGENT_REMOVED")
+            await self._finish_unstarted(claim, TaskState.FAILED, error)
+        await self._refresh_queued()
+        self._background = [
+            asyncio.create_task(self._dispatch(), name="task-dispatcher"),
+            asyncio.create_task(self._renew_leases(), name="lease-renewer"),
+        ]
 
     async def stop(self, grace: float) -> None:
         """Stop taking work; let running tasks finish for ``grace`` s, then requeue them.
 
-        Queued tasks stay QUEUED in the store; interrupted ones go back to QUEUED
-        with a StateChanged event. Both run when the server starts again.
+        Interrupted tasks go back to QUEUED with a StateChanged event and their lease
+        given up, so another replica (or this one, restarted) runs them.
         """
         self._stopping = True
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
+        dispatcher, renewer = self._background or (None, None)
+        if dispatcher is not None:
+            dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-        for timer in self._timers.values():
-            timer.cancel()
+                await dispatcher
         patience = self._settings.store.shutdown_write_timeout.total_seconds()
         runners = [t.runner for t in self._tracked.values() if t.runner is not None]
         late: set[asyncio.Task[None]] = set()
@@ -161,6 +190,12 @@ class Orchestrator:
         await self._journal.stop(patience)
         if late:  # they were waiting for writes the journal just gave up
             await asyncio.wait(late)
+        # Leases are renewed until every write is in: a requeue written after the lease
+        # expired would be refused. Those not written expire and are claimed elsewhere.
+        if renewer is not None:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
         # The orchestrator owns what runs tasks: provider clients and the cache.
         for worker in self._workers.values():
             await worker.runtime.aclose()
@@ -168,7 +203,7 @@ class Orchestrator:
 
     async def ready(self) -> bool:
         """True when the store answers and the workers run."""
-        if self._stopping or self._dispatcher is None or self._dispatcher.done():
+        if self._stopping or not self._background or any(t.done() for t in self._background):
             return False
         try:
             await self._store.ping()
@@ -182,15 +217,15 @@ class Orchestrator:
     async def submit(self, new: NewTask, *, owner: str = "") -> Task:
         """Validate and queue a task; a repeated request_id returns the first task."""
         self._validate([new], "task", "request_id")
-        return (await self._create(new, owner, None)).task
+        return await self._create(new, owner, None)
 
     async def execute(
         self, new: NewTask, *, owner: str = "", deadline: float | None = None
     ) -> Task:
         """Run a task to its end and return it; cancelling the caller cancels the task."""
         self._validate([new], "task", "request_id")
-        tracked = await self._create(new, owner, self._deadline_at(deadline))
-        return await self._wait_final(tracked)
+        task = await self._create(new, owner, self._deadline_at(deadline))
+        return await self._wait_final(task)
 
     async def execute_batch(
         self, batch: Sequence[NewTask], *, owner: str = "", deadline: float | None = None
@@ -205,8 +240,8 @@ class Orchestrator:
         self._admit([new.spec.agent or self._settings.default_agent for new in batch])
         created = [await self._create(new, owner, deadline_at) for new in batch]
         waiters = {
-            asyncio.ensure_future(self._wait_final(tracked)): index
-            for index, tracked in enumerate(created)
+            asyncio.ensure_future(self._wait_final(task)): index
+            for index, task in enumerate(created)
         }
         try:
             pending = set(waiters)
@@ -232,17 +267,17 @@ class Orchestrator:
         limits.raise_if_any(violations)
 
     @staticmethod
-    def _deadline_at(remaining: float | None) -> float | None:
+    def _deadline_at(remaining: float | None) -> datetime | None:
         if remaining is None:
             return None
         margin = min(_DEADLINE_MARGIN, remaining * 0.1)
-        return asyncio.get_running_loop().time() + remaining - margin
+        return utcnow() + timedelta(seconds=remaining - margin)
 
     def _admit(self, agents: Sequence[str]) -> None:
         """Refuse new tasks for ``agents`` the service cannot take now."""
         if self._stopping:
             raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
-        if len(self._scheduler) + len(agents) > self._settings.queue.max_queued:
+        if self._queued.total() + len(agents) > self._settings.queue.max_queued:
             raise ResourceExhausted(
                 "the task queue is full", reason="QUEUE_FULL", retry_after=timedelta(seconds=1)
             )
@@ -256,7 +291,8 @@ class Orchestrator:
                     retry_after=breaker.retry_after,
                 )
 
-    async def _create(self, new: NewTask, owner: str, deadline: float | None) -> TrackedTask:
+    async def _create(self, new: NewTask, owner: str, deadline: datetime | None) -> Task:
+        """Store a new task; run it here at once when this replica has room for it."""
         spec = limits.with_defaults(new.spec, self._settings)
         self._admit([spec.agent])
         now = utcnow()
@@ -268,91 +304,191 @@ class Orchestrator:
             owner=owner,
             request_id=new.request_id,
             last_sequence=1,
+            deadline=deadline,
         )
         first = TaskEvent(task.id, 1, now, StateChanged(TaskState.QUEUED, None, "accepted"))
+        # Room here: claimed with its creation, no trip through the queue. (With no
+        # room here, a replica with room claims it; the oldest first, whoever made it.)
+        claim = self._slots.rooms()[spec.agent] > 0
         with store_span(self._tracer, "store.create_task"):
-            stored, created = await self._store.create_task(task, first)
+            stored, created = await self._store.create_task(
+                task, first, lease=self._queue.terms() if claim else None
+            )
         if not created:
-            # A repeated request_id: the first request's task, live if it runs here.
-            return self._tracked.get(stored.id) or TrackedTask(stored, self._journal)
-        tracked = TrackedTask(stored, self._journal, deadline)
-        self._track(tracked)
+            return stored  # a repeated request_id: the first request's task
         if self._settings.log_payloads:  # off by default: inputs may be confidential
             _payloads.debug(
                 "task %s input", task.id, extra={"task_id": task.id, "input": spec.input}
             )
-        if deadline is not None:
-            self._timers[task.id] = asyncio.create_task(self._expire_queued(tracked, deadline))
         await self._bus.publish([first])
-        return tracked
+        if claim:
+            self._start(Claim(stored, 1))
+        else:
+            self._queued.add(spec.agent, 1)
+            # Wake the replicas with room (they would also find it when they poll).
+            await self._bus.signal(Signal(SignalKind.QUEUED, task.id))
+        return stored
 
-    def _track(self, tracked: TrackedTask) -> None:
-        task = tracked.task
-        self._tracked[task.id] = tracked
-        self._scheduler.push(task.id, task.spec.agent, task.spec.priority)
-
-    async def _wait_final(self, tracked: TrackedTask) -> Task:
-        task = tracked.task
+    async def _wait_final(self, task: Task) -> Task:
+        """The task once it has ended, wherever it runs; cancelled with the caller."""
         if task.state.terminal:
             return task
-        if self._tracked.get(task.id) is not tracked:
-            # Not (yet) run by this orchestrator, e.g. a duplicate request racing the
-            # first one's creation: follow its events to the end instead.
-            async with contextlib.aclosing(
-                watch_events(self._store, self._bus, task.id, task.last_sequence)
-            ) as events:
-                async for _ in events:
-                    pass
-            return await self.get(task.id, owner=task.owner)
         try:
-            await tracked.finished.wait()
+            async with self._expiry(task):
+                tracked = self._tracked.get(task.id)
+                if tracked is not None:
+                    await tracked.finished.wait()
+                    if not tracked.lease.lost:
+                        return tracked.task
+                await self._follow(task.id, task.last_sequence)
         except asyncio.CancelledError:
             # On shutdown the task is requeued rather than cancelled with its caller.
             if not self._stopping:
-                await asyncio.shield(self._cancel_tracked(tracked, _CALLER_GONE))
+                await asyncio.shield(self._cancel(task.id, _CALLER_GONE))
             raise
-        return tracked.task
+        return await self.get(task.id, owner=None)
 
-    async def _expire_queued(self, tracked: TrackedTask, deadline: float) -> None:
-        """End the task TIMED_OUT if the Execute deadline passes while it is queued."""
-        await asyncio.sleep(deadline - asyncio.get_running_loop().time())
-        self._timers.pop(tracked.task.id, None)
-        if self._scheduler.remove(tracked.task.id):
+    async def _follow(self, task_id: str, after_sequence: int) -> None:
+        """Return once the task's terminal event is stored."""
+        async with contextlib.aclosing(
+            watch_events(self._store, self._bus, task_id, after_sequence)
+        ) as events:
+            async for _ in events:
+                pass
+
+    @contextlib.asynccontextmanager
+    async def _expiry(self, task: Task) -> AsyncIterator[None]:
+        """While the caller waits: at its deadline, end the task TIMED_OUT if nobody runs it.
+
+        A replica running the task ends it at the deadline itself (runner.py).
+        """
+        if task.deadline is None:
+            yield
+            return
+        timer = asyncio.create_task(self._expire(task.id, task.deadline))
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    async def _expire(self, task_id: str, deadline: datetime) -> None:
+        await asyncio.sleep(max(0.0, (deadline - utcnow()).total_seconds()))
+        claim = await self._queue.claim_task(task_id)
+        if claim is not None:
             message = "the deadline passed while the task was queued"
             error = TaskError("DEADLINE_EXCEEDED", message, "TASK_TIMED_OUT")
-            await self._finish_queued(tracked, TaskState.TIMED_OUT, error)
+            await self._finish_unstarted(claim, TaskState.TIMED_OUT, error)
 
-    async def _finish_queued(
-        self, tracked: TrackedTask, state: TaskState, error: TaskError
-    ) -> None:
-        await tracked.transition(state, error.message, error)
-        self._ended(tracked, state, release=False)
+    # -- the queue -------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
+        """Claim tasks whenever there is room, woken by signals or the poll interval."""
+        poll = self._settings.queue.poll_interval.total_seconds()
         while True:
-            task_id, agent = await self._scheduler.take()
-            tracked = self._tracked[task_id]
-            tracked.runner = asyncio.create_task(
-                traced_run(
-                    self._tracer,
-                    tracked,
-                    agent,
-                    functools.partial(self._runner.run, tracked, self._workers[agent]),
-                ),
-                name=f"task-{task_id}",
-            )
+            self._wake.clear()
+            rooms = {agent: room for agent, room in self._slots.rooms().items() if room > 0}
+            claims: list[Claim] = []
+            try:
+                if rooms and await self._queue.has_claimable(rooms):
+                    claims = await self._queue.claim(rooms, self._slots.free())
+            except Exception as error:
+                self._store_warning.warn("claiming tasks failed; retrying: %s", error)
+            for claim in claims:
+                if claim.task.state is TaskState.QUEUED:
+                    self._queued.add(claim.task.spec.agent, -1)
+                self._start(claim)
+            if claims:
+                continue  # there may be more, and room for them
+            try:  # not wait_for: on 3.11 it can swallow a cancellation (stop would hang)
+                async with asyncio.timeout(poll):
+                    await self._wake.wait()
+            except TimeoutError:
+                await self._refresh_queued()
+
+    def _signalled(self, signal: Signal) -> None:
+        if signal.kind is SignalKind.QUEUED:
+            self._wake.set()
+        elif (tracked := self._tracked.get(signal.task_id)) is not None:
+            tracked.cancel_running(signal.reason)
+
+    def _start(self, claim: Claim) -> None:
+        """Run a task just claimed, or end it when it must not run."""
+        task = claim.task
+        known = self._tracked.get(task.id)
+        if known is not None:
+            # Ours already: its lease had expired (the store was slow) and we took it
+            # again. The run goes on under the new token.
+            known.lease.token = claim.token
+            return
+        worker = self._workers[task.spec.agent]
+        if claim.cancel_reason:
+            error = TaskError("CANCELLED", claim.cancel_reason, "TASK_CANCELLED")
+            self._end_unstarted(claim, TaskState.CANCELLED, error)
+            return
+        if task.deadline is not None and task.deadline <= utcnow():
+            message = "the deadline passed while the task was queued"
+            error = TaskError("DEADLINE_EXCEEDED", message, "TASK_TIMED_OUT")
+            self._end_unstarted(claim, TaskState.TIMED_OUT, error)
+            return
+        tracked = self._track(claim)
+        if task.state is TaskState.RUNNING:
+            # The replica running it stopped renewing its lease (it died or hung).
+            self.reclaims += 1
+            if task.attempts >= worker.config.retry.attempts:
+                reason = f"its replica stopped during each of its {task.attempts} attempts"
+                error = TaskError("ABORTED", reason, "TASK_INTERRUPTED")
+                tracked.transition(TaskState.FAILED, reason, error)
+                self._ended(tracked, TaskState.FAILED, release=False)
+                return
+            tracked.transition(TaskState.QUEUED, "its replica stopped; queued again")
+        self._slots.take(task.spec.agent)
+        tracked.runner = asyncio.create_task(
+            traced_run(
+                self._tracer,
+                tracked,
+                task.spec.agent,
+                functools.partial(self._runner.run, tracked, worker),
+            ),
+            name=f"task-{task.id}",
+        )
+
+    def _track(self, claim: Claim) -> TrackedTask:
+        deadline = None
+        if claim.task.deadline is not None:
+            remaining = (claim.task.deadline - utcnow()).total_seconds()
+            deadline = asyncio.get_running_loop().time() + remaining
+        tracked = TrackedTask(claim.task, self._journal, Lease(claim.token), deadline)
+        self._tracked[claim.task.id] = tracked
+        return tracked
+
+    def _end_unstarted(self, claim: Claim, state: TaskState, error: TaskError) -> None:
+        """End a claimed task that never ran (the end is written in order, not awaited)."""
+        tracked = self._track(claim)
+        tracked.transition(state, error.message, error)
+        self._ended(tracked, state, release=False)
+
+    async def _finish_unstarted(self, claim: Claim, state: TaskState, error: TaskError) -> None:
+        """End a claimed task that never ran, once the end is stored."""
+        if claim.task.state is TaskState.QUEUED:
+            self._queued.add(claim.task.spec.agent, -1)
+        tracked = self._track(claim)
+        written = tracked.transition(state, error.message, error)
+        self._ended(tracked, state, release=False)
+        with contextlib.suppress(asyncio.CancelledError):  # fenced: another replica has it
+            await written
 
     def _ended(self, tracked: TrackedTask, state: TaskState, *, release: bool = True) -> None:
-        """A run (or a queued task) ended in ``state``; update the books."""
+        """A run (or a task that never ran) ended in ``state``; update the books."""
         task = tracked.task
         if release:
-            self._scheduler.release(task.spec.agent)
+            self._slots.release(task.spec.agent)
         tracked.runner = None
+        if tracked.lease.lost:
+            del self._tracked[task.id]
+            tracked.finished.set()
+            return
         if not state.terminal:
             return
-        timer = self._timers.pop(task.id, None)
-        if timer is not None:
-            timer.cancel()
         if self._settings.log_payloads:
             _payloads.debug(
                 "task %s output", task.id, extra={"task_id": task.id, "output": task.output_text}
@@ -361,24 +497,59 @@ class Orchestrator:
         self._observer.task_ended(task)
         del self._tracked[task.id]
         tracked.finished.set()
+        self._wake.set()  # room for another
 
-    async def _recover(self, task: Task) -> None:
-        """Take back a task left unfinished by an earlier run of the server."""
-        tracked = TrackedTask(task, self._journal)
-        worker = self._workers.get(task.spec.agent)
-        if worker is None:
-            reason = f"agent {task.spec.agent!r} is no longer configured"
-            error = TaskError("FAILED_PRECONDITION", reason, "AGENT_REMOVED")
-            await tracked.transition(TaskState.FAILED, reason, error)
+    async def _renew_leases(self) -> None:
+        """Renew the leases of tasks held here; act on lost leases and cancel requests."""
+        interval = self._settings.queue.lease_ttl.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            held = {
+                task_id: tracked.lease.token
+                for task_id, tracked in self._tracked.items()
+                if not tracked.lease.lost and not tracked.task.state.terminal
+            }
+            try:
+                renewal = await self._queue.renew(held)
+            except Exception as error:
+                self._store_warning.warn("renewing task leases failed; retrying: %s", error)
+                continue
+            for task_id in renewal.lost:
+                tracked = self._tracked.get(task_id)
+                # Still unfinished and under the token renewed (not ended meanwhile).
+                if (
+                    tracked is not None
+                    and tracked.lease.token == held[task_id]
+                    and not tracked.task.state.terminal
+                ):
+                    self._lease_lost(task_id)
+            for task_id, reason in renewal.cancels.items():
+                if (tracked := self._tracked.get(task_id)) is not None:
+                    tracked.cancel_running(reason)
+
+    def _lease_lost(self, task_id: str) -> None:
+        """Another replica claimed a task running here: stop it without writing."""
+        tracked = self._tracked.get(task_id)
+        if tracked is None or (tracked.lease.lost and tracked.runner is None):
             return
-        if task.state is TaskState.RUNNING:
-            if task.attempts >= worker.config.retry.attempts:
-                reason = f"interrupted by a server stop on each of its {task.attempts} attempts"
-                error = TaskError("ABORTED", reason, "TASK_INTERRUPTED")
-                await tracked.transition(TaskState.FAILED, reason, error)
-                return
-            await tracked.transition(TaskState.QUEUED, "the server restarted; queued again")
-        self._track(tracked)
+        if not tracked.lease.lost:
+            self.leases_lost += 1
+            _log.warning(
+                "lost the lease of task %s to another replica; stopping it here",
+                task_id,
+                extra={"task_id": task_id},
+            )
+        tracked.lease.lost = True
+        if tracked.runner is not None:
+            tracked.cancel_running("")  # the runner sees the lost lease and writes nothing
+        elif task_id in self._tracked:
+            self._ended(tracked, tracked.task.state, release=False)
+
+    async def _refresh_queued(self) -> None:
+        try:
+            await self._queued.refresh(self._queue)
+        except Exception as error:
+            self._store_warning.warn("counting queued tasks failed: %s", error)
 
     # -- reading and cancelling --------------------------------------------------------
 
@@ -415,23 +586,33 @@ class Orchestrator:
         return TaskPage(tasks[:size], paging.encode_token(tasks[size - 1], key))
 
     async def cancel(self, task_id: str, *, owner: str | None = "") -> Task:
-        """Cancel (idempotently) and return the final task."""
+        """Cancel (idempotently) and return the final task, wherever it runs."""
         task = await self.get(task_id, owner=owner)
-        tracked = self._tracked.get(task.id)
-        if tracked is None:
+        if task.state.terminal:
             return task
-        await self._cancel_tracked(tracked, "cancelled by request")
-        return tracked.task
+        await self._cancel(task.id, "cancelled by request")
+        return await self.get(task.id, owner=None)
 
-    async def _cancel_tracked(self, tracked: TrackedTask, reason: str) -> None:
-        if tracked.finished.is_set():
-            return
-        if self._scheduler.remove(tracked.task.id):
-            error = TaskError("CANCELLED", reason, "TASK_CANCELLED")
-            await self._finish_queued(tracked, TaskState.CANCELLED, error)
-            return
-        tracked.cancel_running(reason)
-        await tracked.finished.wait()
+    async def _cancel(self, task_id: str, reason: str) -> None:
+        """Cancel the task and return once its end is stored."""
+        tracked = self._tracked.get(task_id)
+        if tracked is not None:
+            tracked.cancel_running(reason)
+            await tracked.finished.wait()
+            if not tracked.lease.lost:
+                return
+        else:
+            claim = await self._queue.claim_task(task_id)
+            if claim is not None:  # queued, or its replica is gone: end it here
+                error = TaskError("CANCELLED", reason, "TASK_CANCELLED")
+                await self._finish_unstarted(claim, TaskState.CANCELLED, error)
+                return
+            if not await self._queue.request_cancel(task_id, reason):
+                return  # it has ended
+            # Another replica runs it: tell it now (it also reads the request when it
+            # renews its lease, should the signal be lost).
+            await self._bus.signal(Signal(SignalKind.CANCEL, task_id, reason))
+        await self._follow(task_id, 0)
 
     async def watch(
         self, task_id: str, *, after_sequence: int = 0, owner: str | None = ""
@@ -453,6 +634,11 @@ class Orchestrator:
         """The result cache's hits, misses and errors since the start."""
         return self._cache.stats
 
+    @property
+    def queue_stats(self) -> QueueStats:
+        """The durable queue's and the event writer's counters since the start."""
+        return QueueStats(self._journal.write_errors, self.leases_lost, self.reclaims)
+
     def agents(self) -> list[AgentStatus]:
         """Every configured agent, the default first, then by name."""
         default = self._settings.default_agent
@@ -467,6 +653,6 @@ class Orchestrator:
         return agent_status(
             worker,
             default=name == self._settings.default_agent,
-            in_flight=self._scheduler.running(name),
-            queued=self._scheduler.queued(name),
+            in_flight=self._slots.running(name),
+            queued=self._queued.of(name),
         )

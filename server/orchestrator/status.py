@@ -76,3 +76,15 @@ def agent_status(worker: Worker, *, default: bool, in_flight: int, queued: int) 
         last_error=counters.last_error,
         last_error_time=counters.last_error_time,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counters of the durable queue and the event writer, since the start."""
+
+    store_write_errors: int
+    """Commits the database refused (each retried)."""
+    leases_lost: int
+    """Tasks lost to another replica (this one had stopped renewing their leases)."""
+    reclaims: int
+    """Tasks taken over from a replica that stopped renewing their leases."""

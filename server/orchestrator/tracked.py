@@ -21,7 +21,7 @@ from switchboard.server.domain import (
     TaskState,
     UsageReported,
 )
-from switchboard.server.orchestrator.journal import Journal
+from switchboard.server.orchestrator.journal import Journal, Lease
 from switchboard.server.orchestrator.spans import Origin
 
 _BACKLOG_LIMIT = 2_000
@@ -33,15 +33,19 @@ def utcnow() -> datetime:
 
 
 class TrackedTask:
-    """The live state of one unfinished task.
+    """The live state of one unfinished task this replica holds the lease of.
 
     ``deadline`` is the loop time by which the task must end (the Execute call's
-    deadline), or None. ``finished`` is set once the terminal state is stored.
+    deadline), or None. ``finished`` is set once the terminal state is stored, or
+    once the lease is lost (another replica claimed the task: ``lease.lost``).
     ``origin`` is the trace context it was created in (its spans' parent), and when.
     """
 
-    def __init__(self, task: Task, journal: Journal, deadline: float | None = None) -> None:
+    def __init__(
+        self, task: Task, journal: Journal, lease: Lease, deadline: float | None = None
+    ) -> None:
         self.task = task
+        self.lease = lease
         self.deadline = deadline
         self.finished = asyncio.Event()
         self.runner: asyncio.Task[None] | None = None
@@ -51,23 +55,35 @@ class TrackedTask:
         self.origin = Origin.here()
         self._journal = journal
 
-    def record(self, payload: EventPayload, **changes: Any) -> asyncio.Future[None]:
-        """Append an event (and the task fields it changes); see the module doc."""
+    def record(
+        self, payload: EventPayload, *, release: bool = False, **changes: Any
+    ) -> asyncio.Future[None]:
+        """Append an event (and the task fields it changes); see the module doc.
+
+        ``release`` gives up the lease with this write (the task goes back to the queue).
+        """
         now = utcnow()
         sequence = self.task.last_sequence + 1
         if isinstance(payload, UsageReported):
             changes["usage"] = self.task.usage + payload.usage
         self.task = replace(self.task, last_sequence=sequence, **changes)
         event = TaskEvent(self.task.id, sequence, now, payload)
+        urgent = isinstance(payload, StateChanged)
         self.last_write = self._journal.append(
-            [event], self.task, urgent=isinstance(payload, StateChanged)
+            [event], self.task, self.lease, urgent=urgent, release=release
         )
         return self.last_write
 
     def transition(
-        self, state: TaskState, reason: str = "", error: TaskError | None = None, **changes: Any
+        self,
+        state: TaskState,
+        reason: str = "",
+        error: TaskError | None = None,
+        *,
+        release: bool = False,
+        **changes: Any,
     ) -> asyncio.Future[None]:
-        """Move to ``state``, recording the StateChanged event."""
+        """Move to ``state``, recording the StateChanged event (``release``: see record)."""
         if state.terminal:
             changes.setdefault("end_time", utcnow())
         if state is TaskState.RUNNING:
@@ -75,7 +91,9 @@ class TrackedTask:
         payload = StateChanged(state, self.task.state, reason, error)
         # Shielded: a runner cancelled while waiting for this write must not cancel
         # the write itself (runner.py waits for it again when that happens).
-        return asyncio.shield(self.record(payload, state=state, error=error, **changes))
+        return asyncio.shield(
+            self.record(payload, release=release, state=state, error=error, **changes)
+        )
 
     async def emit(self, payload: EventPayload) -> None:
         """Record an event from the agent without waiting for its commit.

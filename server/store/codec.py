@@ -49,6 +49,7 @@ def task_to_row(task: Task) -> dict[str, Any]:
         "timeout_ms": None if spec.timeout is None else round(spec.timeout / _MILLISECOND),
         "no_cache": spec.no_cache,
         "create_time": task.create_time,
+        "deadline": task.deadline,
         **task_progress(task),
     }
 
@@ -100,6 +101,7 @@ def task_from_row(row: Row) -> Task:
         end_time=row["end_time"],
         last_sequence=row["last_sequence"],
         cached=row["cached"],
+        deadline=row["deadline"],
     )
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from switchboard.server.domain import Task, TaskEvent, TaskState
 from switchboard.server.store import codec
@@ -19,12 +19,22 @@ from switchboard.server.store.engine import create_engine
 from switchboard.server.store.migrate import upgrade
 from switchboard.server.store.schema import task_events, tasks
 
-_UNFINISHED = (TaskState.QUEUED.value, TaskState.RUNNING.value)
 _NEWEST_FIRST = (tasks.c.create_time.desc(), tasks.c.id.desc())
 
-# One UPDATE executed over many parameter sets; its SET clause comes from their keys
-# (codec.task_progress). `_task_id` because no bind parameter may share a column's name.
-_UPDATE_PROGRESS = tasks.update().where(tasks.c.id == sa.bindparam("_task_id"))
+# One UPDATE per task written; its SET clause comes from the parameters' keys
+# (codec.task_progress). `_task_id` because no bind parameter may share a column's name;
+# `_token` is the fencing check (see commit).
+_UPDATE_PROGRESS = tasks.update().where(
+    tasks.c.id == sa.bindparam("_task_id"), tasks.c.lease_token == sa.bindparam("_token")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTerms:
+    """A claim written with a new task: who holds it, until when."""
+
+    owner: str
+    expires: datetime
 
 
 @dataclass(slots=True)
@@ -74,6 +84,12 @@ class TaskStore:
         """The engine of the store's database (other stores of that database share it)."""
         return self._engine
 
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, behind this process's other SQLite writers (see __init__)."""
+        async with self._write_turn, self._engine.begin() as connection:
+            yield connection
+
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._engine.dispose()
@@ -83,18 +99,25 @@ class TaskStore:
         async with self._engine.connect() as connection:
             await connection.execute(sa.select(1))
 
-    async def create_task(self, task: Task, event: TaskEvent) -> tuple[Task, bool]:
+    async def create_task(
+        self, task: Task, event: TaskEvent, *, lease: LeaseTerms | None = None
+    ) -> tuple[Task, bool]:
         """Insert a task and its first event; return ``(task, created)``.
 
-        When ``task.request_id`` is set and the same owner already has a task with
-        it, nothing is inserted and the existing task comes back with False. The
-        unique constraint decides, so concurrent duplicates create one task.
+        With ``lease``, the new task is claimed at once by ``lease.owner`` with
+        fencing token 1 (see store/queue.py). When ``task.request_id`` is set and the
+        same owner already has a task with it, nothing is inserted and the existing
+        task comes back with False. The unique constraint decides, so concurrent
+        duplicates create one task.
         """
         if event.task_id != task.id:
             raise ValueError(f"event of task {event.task_id!r} given for task {task.id!r}")
+        row = codec.task_to_row(task)
+        if lease is not None:
+            row.update(lease_owner=lease.owner, lease_token=1, lease_expires=lease.expires)
         try:
-            async with self._write_turn, self._engine.begin() as connection:
-                await connection.execute(tasks.insert(), codec.task_to_row(task))
+            async with self.writing() as connection:
+                await connection.execute(tasks.insert(), row)
                 await connection.execute(task_events.insert(), codec.event_to_row(event))
         except IntegrityError:
             existing = await self._by_request_id(task.owner, task.request_id)
@@ -156,36 +179,49 @@ class TaskStore:
             rows = (await connection.execute(query)).mappings().all()
         return [codec.event_from_row(row) for row in rows]
 
-    async def commit(self, events: Sequence[TaskEvent], tasks: Sequence[Task]) -> None:
+    async def commit(
+        self,
+        events: Sequence[TaskEvent],
+        tasks: Sequence[Task],
+        tokens: Mapping[str, int] | None = None,
+        released: Collection[str] = (),
+    ) -> set[str]:
         """Insert ``events`` and update ``tasks``' mutable fields, in one transaction.
 
-        The hot path: one bulk INSERT and one UPDATE executed over many rows, one
-        commit. Either everything is written or, on error, nothing. Calling it with
+        Fencing: each task is written only while its lease token is still the one in
+        ``tokens`` (0, for a task never claimed, when it is missing there). A task
+        another replica claimed since is left alone, its events are not inserted, and
+        its id comes back in the returned set. Tasks that end, and those in
+        ``released``, give up their lease in the same write.
+
+        Either everything else is written or, on error, nothing. Calling it with
         nothing to write does nothing (and counts no commit).
         """
         if not events and not tasks:
-            return
-        async with self._write_turn, self._engine.begin() as connection:
-            if events:
-                await connection.execute(
-                    task_events.insert(), [codec.event_to_row(event) for event in events]
-                )
-            if tasks:
-                await connection.execute(
+            return set()
+        tokens = tokens or {}
+        fenced: set[str] = set()
+        async with self.writing() as connection:
+            # Updates first: on SQLite the first statement takes the write lock (a read
+            # first could not upgrade once another process has written).
+            for task in tasks:
+                values = codec.task_progress(task)
+                if task.state.terminal or task.id in released:
+                    values.update(lease_owner=None, lease_expires=None)
+                result = await connection.execute(
                     _UPDATE_PROGRESS,
-                    [{"_task_id": task.id, **codec.task_progress(task)} for task in tasks],
+                    {"_task_id": task.id, "_token": tokens.get(task.id, 0), **values},
+                )
+                if result.rowcount == 0:
+                    fenced.add(task.id)
+            kept = [event for event in events if event.task_id not in fenced]
+            if kept:
+                await connection.execute(
+                    task_events.insert(), [codec.event_to_row(event) for event in kept]
                 )
         self.stats.commits += 1
-        self.stats.events_written += len(events)
-
-    async def unfinished_tasks(self) -> list[Task]:
-        """Tasks still QUEUED or RUNNING, oldest first (to recover them at start)."""
-        query = (
-            sa.select(tasks)
-            .where(tasks.c.state.in_(_UNFINISHED))
-            .order_by(tasks.c.create_time, tasks.c.id)
-        )
-        return await self._tasks(query)
+        self.stats.events_written += len(kept)
+        return fenced
 
     async def _by_request_id(self, owner: str, request_id: str) -> Task | None:
         if not request_id:

@@ -83,6 +83,15 @@ tasks = sa.Table(
     sa.Column("end_time", UtcDateTime, nullable=True),
     sa.Column("last_sequence", sa.BigInteger, nullable=False),
     sa.Column("cached", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The Execute caller's deadline, so whichever replica runs the task honours it.
+    sa.Column("deadline", UtcDateTime, nullable=True),
+    # The durable queue (store/queue.py): the replica holding the task, until when, and
+    # the fencing token that grows with every claim; writes carrying an older one fail.
+    sa.Column("lease_owner", sa.String, nullable=True),
+    sa.Column("lease_token", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("lease_expires", UtcDateTime, nullable=True),
+    # A cancellation asked on a replica that does not run the task; the holder obeys it.
+    sa.Column("cancel_reason", sa.Text, nullable=True),
     sa.UniqueConstraint("owner", "request_id"),
 )
 
@@ -92,6 +101,13 @@ sa.Index("ix_tasks_create_time_id", tasks.c.create_time.desc(), tasks.c.id.desc(
 sa.Index("ix_tasks_owner_create_time", tasks.c.owner, tasks.c.create_time)
 sa.Index("ix_tasks_state_create_time", tasks.c.state, tasks.c.create_time)
 sa.Index("ix_tasks_requested_agent_create_time", tasks.c.requested_agent, tasks.c.create_time)
+# Claims: the best queued (or expired) tasks first.
+sa.Index(
+    "ix_tasks_state_priority_create_time",
+    tasks.c.state,
+    tasks.c.priority.desc(),
+    tasks.c.create_time,
+)
 
 task_events = sa.Table(
     "task_events",

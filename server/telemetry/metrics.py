@@ -40,7 +40,7 @@ from switchboard.server.domain import Task, TaskState
 # Types only: the orchestrator imports telemetry (tracing), so no import back at run time.
 if TYPE_CHECKING:
     from switchboard.server.cache import CacheStats
-    from switchboard.server.orchestrator import AgentStatus
+    from switchboard.server.orchestrator import AgentStatus, QueueStats
 
 # Every counter would otherwise get a twin `*_created` series; the gRPC and domain
 # series are read as rates, where the creation time adds nothing but cardinality.
@@ -71,6 +71,11 @@ class LiveState(Protocol):
     @property
     def cache_stats(self) -> CacheStats:
         """The result cache's counters."""
+        ...
+
+    @property
+    def queue_stats(self) -> QueueStats:
+        """The durable queue's and the event writer's counters."""
         ...
 
 
@@ -262,6 +267,10 @@ class _LiveCollector:
         families.cache_hits.add_metric([], stats.hits)
         families.cache_misses.add_metric([], stats.misses)
         families.cache_errors.add_metric([], stats.errors)
+        queue = self._state.queue_stats
+        families.store_write_errors.add_metric([], queue.store_write_errors)
+        families.leases_lost.add_metric([], queue.leases_lost)
+        families.reclaims.add_metric([], queue.reclaims)
         return families.all()
 
 
@@ -275,7 +284,11 @@ class _Families:
         self.in_progress = GaugeMetricFamily(
             "agent_tasks_in_progress", "Tasks running on an agent now."
         )
-        self.queue = GaugeMetricFamily("agent_queue_length", "Tasks queued, waiting for an agent.")
+        self.queue = GaugeMetricFamily(
+            "agent_queue_length",
+            "Tasks queued, waiting for an agent, across every replica on the database "
+            "(each replica reports the same global count: aggregate with max, not sum).",
+        )
         self.health = GaugeMetricFamily(
             "agent_health_status",
             "1 when the agent takes tasks, 0 when its circuit breaker is open.",
@@ -303,6 +316,19 @@ class _Families:
         self.cache_errors = CounterMetricFamily(
             "cache_errors", "Result-cache reads and writes that failed (backend down, garbage)."
         )
+        self.store_write_errors = CounterMetricFamily(
+            "store_write_errors",
+            "Commits of task events the database refused (each is retried until it lands).",
+        )
+        self.leases_lost = CounterMetricFamily(
+            "task_leases_lost",
+            "Tasks this replica stopped running because another one claimed them "
+            "(this replica had stopped renewing their leases in time).",
+        )
+        self.reclaims = CounterMetricFamily(
+            "task_reclaims",
+            "Tasks this replica took over from a replica that stopped renewing their leases.",
+        )
 
     def all(self) -> list[Metric]:
         """Every family, in exposition order."""
@@ -317,4 +343,7 @@ class _Families:
             self.cache_hits,
             self.cache_misses,
             self.cache_errors,
+            self.store_write_errors,
+            self.leases_lost,
+            self.reclaims,
         ]

@@ -249,14 +249,15 @@ async def test_restart_after_a_crash_requeues_running_tasks(
     scripted: Harness, model: ScriptedModel
 ) -> None:
     task = await scripted.execute("crashed")
-    # What a crash leaves behind: the task RUNNING in the store, nobody running it.
+    # What a crash leaves behind: the task RUNNING in the store, nobody running it (its
+    # lease, token 1 from the creation, is not held: as if it had expired).
     running = replace(task, state=TaskState.RUNNING, attempts=1, end_time=None, error=None)
-    await scripted.store.commit([], [running])
+    assert await scripted.store.commit([], [running], {task.id: 1}) == set()
     restarted = await scripted.restart()
     (done,) = [t for t in (await restarted.orchestrator.list_tasks()).tasks]
     events = await restarted.events(done.id, after=task.last_sequence)
     assert _states(events) == [TaskState.QUEUED, TaskState.RUNNING, TaskState.SUCCEEDED]
-    assert events[0].payload.reason == "the server restarted; queued again"
+    assert events[0].payload.reason == "its replica stopped; queued again"
 
 
 async def test_restart_fails_tasks_interrupted_on_every_attempt(
@@ -264,8 +265,9 @@ async def test_restart_fails_tasks_interrupted_on_every_attempt(
 ) -> None:
     task = await scripted.execute("poison")
     running = replace(task, state=TaskState.RUNNING, attempts=3, end_time=None, error=None)
-    await scripted.store.commit([], [running])
+    assert await scripted.store.commit([], [running], {task.id: 1}) == set()
     restarted = await scripted.restart()
+    await restarted.events(task.id, after=task.last_sequence)  # through the terminal one
     failed = await restarted.orchestrator.get(task.id)
     assert failed.state is TaskState.FAILED
     assert failed.error.reason == "TASK_INTERRUPTED"

@@ -43,7 +43,10 @@ async def model() -> ScriptedModel:
 @pytest.fixture
 async def on_postgres(postgres_url: str, model: ScriptedModel) -> AsyncIterator[Harness]:
     settings = make_settings(
-        postgres_url, store={"shutdown_write_timeout": timedelta(milliseconds=300)}
+        postgres_url,
+        store={"shutdown_write_timeout": timedelta(milliseconds=300)},
+        # A stable name: restarted, it takes its tasks back without waiting for the leases.
+        queue={"replica_id": "the-only-replica"},
     )
     store = await TaskStore.open(postgres_url, migrate=True)
     harness = await start_harness(settings, store, scripted_runtimes(model), [])
@@ -79,8 +82,8 @@ async def test_stopping_during_an_outage_gives_up_its_writes_instead_of_hanging(
     await model.wait_started()
     async with _outage(on_postgres.settings.database_url):
         await on_postgres.stop(grace=0.05)
-    # The requeue could not be written: the store still says RUNNING, which the
-    # next start recovers.
+    # The requeue could not be written: the store still says RUNNING, under this
+    # replica's lease, which the next start (under the same name) takes back.
     assert (await on_postgres.store.get_task(task.id)).state is TaskState.RUNNING
     gate.set()
     restarted = await on_postgres.restart()

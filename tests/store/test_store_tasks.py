@@ -192,16 +192,6 @@ async def test_keyset_cursor_from_another_zone(store: TaskStore, add, new_task) 
     assert await store.list_tasks(before=cursor) == [older]
 
 
-async def test_unfinished_tasks_oldest_first(store: TaskStore, add, new_task) -> None:
-    queued = await add(new_task())
-    running = await add(new_task(state=TaskState.RUNNING))
-    for state in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.TIMED_OUT):
-        await add(new_task(state=state))
-    later_queued = await add(new_task())
-
-    assert await store.unfinished_tasks() == [queued, running, later_queued]
-
-
 @pytest.mark.parametrize("limit", [0, -1])
 async def test_bad_limit_is_refused(store: TaskStore, limit: int) -> None:
     with pytest.raises(ValueError, match="limit"):

@@ -14,9 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from switchboard.server.domain import StateChanged, TaskEvent, TaskState
-from switchboard.server.store import TaskStore, User, UserExists, UserStore, migrate
+from switchboard.server.store import TaskStore, User, UserExists, UserStore, codec, migrate
 from switchboard.server.store.engine import create_engine
 from switchboard.server.store.migrate import alembic_config
+from switchboard.server.store.schema import task_events
+from switchboard.server.store.schema import tasks as task_table
 
 _T0 = datetime(2026, 3, 1, 12, 0, 0, 654321, tzinfo=UTC)
 
@@ -153,9 +155,12 @@ async def test_0003_adds_the_users_table_and_drops_it_keeping_every_task(
         async with engine.begin() as connection:
             await connection.run_sync(_alembic, command.upgrade, "0002")
             assert "users" not in await connection.run_sync(_tables)
+            # As a server of that version wrote it (without the columns of 0004).
+            row = {k: v for k, v in codec.task_to_row(task).items() if k != "deadline"}
+            first = TaskEvent(task.id, 1, task.create_time, StateChanged(TaskState.QUEUED))
+            await connection.execute(sa.insert(task_table).values(row))
+            await connection.execute(sa.insert(task_events).values(codec.event_to_row(first)))
         tasks = TaskStore(engine)
-        first = TaskEvent(task.id, 1, task.create_time, StateChanged(TaskState.QUEUED))
-        await tasks.create_task(task, first)
 
         await migrate(database_url)
         users = UserStore(engine)
@@ -166,9 +171,9 @@ async def test_0003_adds_the_users_table_and_drops_it_keeping_every_task(
             await connection.run_sync(_alembic, command.downgrade, "0002")
             assert "users" not in await connection.run_sync(_tables)
             assert await connection.run_sync(_version) == "0002"
-        assert await tasks.get_task(task.id) == task
 
         await migrate(database_url)
         assert await users.list_users() == []  # the table came back, empty
+        assert await tasks.get_task(task.id) == task
     finally:
         await engine.dispose()
