@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,6 +29,7 @@ from switchboard.server.assembly import (
 )
 from switchboard.server.auth import server_credentials
 from switchboard.server.config import Settings
+from switchboard.server.listen import bind_problem
 from switchboard.server.orchestrator import Orchestrator
 from switchboard.server.telemetry import MetricsServer
 from switchboard.v1 import (
@@ -75,9 +76,19 @@ class App:
         settings: Settings,
         runtimes: RuntimeFactory = build_runtimes,
         tracer: Tracer | None = None,
+        *,
+        reuse_port: bool = False,
+        on_serving: Callable[[], None] | None = None,
     ) -> None:
-        """``runtimes`` builds the agents' runtimes; ``tracer`` traces calls (None: off)."""
+        """``runtimes`` builds the agents' runtimes; ``tracer`` traces calls (None: off).
+
+        ``reuse_port`` shares the port with other servers that set it (the workers of
+        ``serve --workers N``); otherwise a taken port is an error. ``serve`` calls
+        ``on_serving`` once it serves and handles signals.
+        """
         self.settings = settings
+        self._reuse_port = reuse_port
+        self._on_serving = on_serving
         self._runtimes = runtimes
         self._tracer = tracer
         # The grpc_health stubs do not know the aio module.
@@ -115,9 +126,9 @@ class App:
         if self._started:
             raise RuntimeError("an App starts once")
         self._started = True
-        # Fail fast on a taken port, before a second server on the same database
-        # recovers (requeues) the tasks the first one is running.
-        problem = _bind_problem(self.settings.address)
+        # Fail fast on a taken port, with the OS's reason, before opening the store
+        # and claiming tasks this server could not serve.
+        problem = bind_problem(self.settings.address, reuse_port=self._reuse_port)
         if problem is not None:
             raise BindError(f"cannot listen on {self.settings.address}: {problem}")
         try:
@@ -140,9 +151,9 @@ class App:
         # bound a port but never started keeps the port until the process ends.
         server = grpc.aio.server(
             interceptors=parts.interceptors(settings, self._tracer),
-            options=settings.server.grpc_options(),
+            options=settings.server.grpc_options(reuse_port=self._reuse_port),
         )
-        self._port = _bind(server, settings.address, credentials)
+        self._port = _bind(server, settings.address, credentials, reuse_port=self._reuse_port)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(parts.orchestrator), server)
         agents_pb2_grpc.add_AgentServiceServicer_to_server(
             AgentServicer(parts.orchestrator), server
@@ -228,6 +239,8 @@ class App:
         signals = (signal.SIGTERM, signal.SIGINT)
         for signum in signals:
             loop.add_signal_handler(signum, _on_signal, signum, stopping)
+        if self._on_serving is not None:
+            self._on_serving()
         try:
             await stopping.wait()
         finally:
@@ -260,35 +273,17 @@ def _on_signal(signum: signal.Signals, stopping: asyncio.Event) -> None:
     stopping.set()
 
 
-def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+def _bind(
+    server: grpc.aio.Server,
+    address: str,
+    credentials: grpc.ServerCredentials | None,
+    *,
+    reuse_port: bool,
+) -> int:
     try:
         if credentials is not None:
             return server.add_secure_port(address, credentials)
         return server.add_insecure_port(address)
     except RuntimeError as exc:  # gRPC says only "Failed to bind"
-        problem = _bind_problem(address) or "gRPC could not bind it"
+        problem = bind_problem(address, reuse_port=reuse_port) or "gRPC could not bind it"
         raise BindError(f"cannot listen on {address}: {problem}") from exc
-
-
-def _bind_problem(address: str) -> str | None:
-    """Why the OS would refuse to listen on ``address``; None when it would not.
-
-    Like gRPC, an address is usable when any of the addresses it resolves to binds.
-    """
-    host, _, port = address.rpartition(":")
-    try:
-        candidates = socket.getaddrinfo(
-            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except (OSError, ValueError) as exc:
-        return str(exc)
-    problems = []
-    for family, kind, proto, _, sockaddr in candidates:
-        try:
-            with socket.socket(family, kind, proto) as probe:
-                probe.bind(sockaddr)
-        except OSError as exc:
-            problems.append(exc.strerror or str(exc))
-        else:
-            return None
-    return problems[0]

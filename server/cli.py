@@ -41,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        metavar="N",
+        help="server processes sharing the address through SO_REUSEPORT, worker i with "
+        "/metrics on the metrics port + i (default 1: this process serves); docs/workers.md",
+    )
     serve.set_defaults(command=_serve)
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
@@ -64,14 +72,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _worker_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"not a number of processes (1 or more): {value!r}")
+    return count
+
+
 def _serve(args: argparse.Namespace) -> int:
-    settings = settings_from(
-        address=args.address,
-        database_url=args.database_url,
-        config=args.config,
-        log_level=args.log_level,
-    )
+    flags = {
+        "address": args.address,
+        "database_url": args.database_url,
+        "config": args.config,
+        "log_level": args.log_level,
+    }
     # Imported here: the server's import chain would slow `health`, a container probe.
+    from switchboard.server.workers import supervise, supervised_worker  # noqa: PLC0415
+
+    if args.workers > 1:
+        return supervise(args.workers, **flags)
+    worker = supervised_worker()  # None unless `serve --workers N` started this process
+    settings = settings_from(**flags)
     from switchboard.server.app import App, BindError, ConfigurationError  # noqa: PLC0415
     from switchboard.server.telemetry import setup_logging, setup_tracing  # noqa: PLC0415
 
@@ -80,8 +104,10 @@ def _serve(args: argparse.Namespace) -> int:
         tracing = setup_tracing()  # from the OTEL_* variables; None when off
     except ValueError as exc:
         fail(f"invalid OpenTelemetry settings: {exc}")
+    tracer = tracing.tracer if tracing else None
+    app = App(settings, tracer=tracer) if worker is None else worker.app(settings, tracer)
     try:
-        asyncio.run(App(settings, tracer=tracing.tracer if tracing else None).serve())
+        asyncio.run(app.serve())
     except BindError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
