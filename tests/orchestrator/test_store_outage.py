@@ -82,6 +82,7 @@ async def test_stopping_during_an_outage_gives_up_its_writes_instead_of_hanging(
     await model.wait_started()
     async with _outage(on_postgres.settings.database_url):
         await on_postgres.stop(grace=0.05)
+    assert on_postgres.orchestrator.queue_stats.store_write_errors > 0  # refused, retried
     # The requeue could not be written: the store still says RUNNING, under this
     # replica's lease, which the next start (under the same name) takes back.
     assert (await on_postgres.store.get_task(task.id)).state is TaskState.RUNNING

@@ -131,6 +131,9 @@ async def test_cache_hits_and_misses_are_counted(watched: Watched) -> None:
     assert watched.value("cache_hits_total") == 1
     assert watched.value("cache_misses_total") == 1
     assert watched.value("cache_errors_total") == 0
+    # The durable queue's counters are there from the start.
+    for name in ("store_write_errors_total", "task_leases_lost_total", "task_reclaims_total"):
+        assert watched.value(name) == 0
 
 
 async def test_batch_tasks_are_counted_by_status(watched: Watched) -> None:
