@@ -3,7 +3,9 @@
 #   - PostgreSQL at SWITCHBOARD_TEST_POSTGRES_URL (default 127.0.0.1:5432): started when it
 #     is installed here but stopped; a clear error when it is missing (never a silent skip);
 #   - Redis at SWITCHBOARD_TEST_REDIS_URL (default 127.0.0.1:6379), the same way;
-#   - Node.js and node_modules (npm ci), for the Node.js client test and buf.
+#   - Node.js and node_modules (npm ci), for the Node.js client test and buf;
+#   - promtool, prometheus and amtool, for the checks of observability/ (installed with
+#     apt-get when run as root, else a clear message: observability/install-tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -167,5 +169,6 @@ ensure_node() {
 ensure_postgres
 ensure_redis
 ensure_node
+observability/install-tools.sh
 echo "test-services: PostgreSQL answers at ${URL}, Redis at ${REDIS_URL};" \
   "node_modules is installed" >&2

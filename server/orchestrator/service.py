@@ -310,11 +310,20 @@ class Orchestrator:
         # Room here: claimed with its creation, no trip through the queue. (With no
         # room here, a replica with room claims it; the oldest first, whoever made it.)
         claim = self._slots.rooms()[spec.agent] > 0
-        with store_span(self._tracer, "store.create_task"):
-            stored, created = await self._store.create_task(
-                task, first, lease=self._queue.terms() if claim else None
-            )
+        if claim:
+            self._slots.take(spec.agent)  # before the await: others see the slot taken
+        try:
+            with store_span(self._tracer, "store.create_task"):
+                stored, created = await self._store.create_task(
+                    task, first, lease=self._queue.terms() if claim else None
+                )
+        except BaseException:
+            if claim:
+                self._slots.release(spec.agent)
+            raise
         if not created:
+            if claim:
+                self._slots.release(spec.agent)
             return stored  # a repeated request_id: the first request's task
         if self._settings.log_payloads:  # off by default: inputs may be confidential
             _payloads.debug(
@@ -322,7 +331,7 @@ class Orchestrator:
             )
         await self._bus.publish([first])
         if claim:
-            self._start(Claim(stored, 1))
+            self._start(Claim(stored, 1), slot_taken=True)
         else:
             self._queued.add(spec.agent, 1)
             # Wake the replicas with room (they would also find it when they poll).
@@ -411,7 +420,7 @@ class Orchestrator:
         elif (tracked := self._tracked.get(signal.task_id)) is not None:
             tracked.cancel_running(signal.reason)
 
-    def _start(self, claim: Claim) -> None:
+    def _start(self, claim: Claim, *, slot_taken: bool = False) -> None:
         """Run a task just claimed, or end it when it must not run."""
         task = claim.task
         known = self._tracked.get(task.id)
@@ -419,7 +428,11 @@ class Orchestrator:
             # Ours already: its lease had expired (the store was slow) and we took it
             # again. The run goes on under the new token.
             known.lease.token = claim.token
+            if slot_taken:
+                self._slots.release(task.spec.agent)
             return
+        if not slot_taken:
+            self._slots.take(task.spec.agent)
         worker = self._workers[task.spec.agent]
         if claim.cancel_reason:
             error = TaskError("CANCELLED", claim.cancel_reason, "TASK_CANCELLED")
@@ -438,10 +451,9 @@ class Orchestrator:
                 reason = f"its replica stopped during each of its {task.attempts} attempts"
                 error = TaskError("ABORTED", reason, "TASK_INTERRUPTED")
                 tracked.transition(TaskState.FAILED, reason, error)
-                self._ended(tracked, TaskState.FAILED, release=False)
+                self._ended(tracked, TaskState.FAILED)
                 return
             tracked.transition(TaskState.QUEUED, "its replica stopped; queued again")
-        self._slots.take(task.spec.agent)
         tracked.runner = asyncio.create_task(
             traced_run(
                 self._tracer,
@@ -462,10 +474,10 @@ class Orchestrator:
         return tracked
 
     def _end_unstarted(self, claim: Claim, state: TaskState, error: TaskError) -> None:
-        """End a claimed task that never ran (the end is written in order, not awaited)."""
+        """End a task claimed to run that must not (the end is written in order, not awaited)."""
         tracked = self._track(claim)
         tracked.transition(state, error.message, error)
-        self._ended(tracked, state, release=False)
+        self._ended(tracked, state)  # frees the slot _start took
 
     async def _finish_unstarted(self, claim: Claim, state: TaskState, error: TaskError) -> None:
         """End a claimed task that never ran, once the end is stored."""
@@ -482,6 +494,7 @@ class Orchestrator:
         task = tracked.task
         if release:
             self._slots.release(task.spec.agent)
+            self._wake.set()  # room for another
         tracked.runner = None
         if tracked.lease.lost:
             del self._tracked[task.id]
@@ -497,7 +510,6 @@ class Orchestrator:
         self._observer.task_ended(task)
         del self._tracked[task.id]
         tracked.finished.set()
-        self._wake.set()  # room for another
 
     async def _renew_leases(self) -> None:
         """Renew the leases of tasks held here; act on lost leases and cancel requests."""
