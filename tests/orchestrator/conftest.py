@@ -12,7 +12,7 @@ import pytest
 
 from switchboard.server.agents import AgentRuntime, build_runtimes
 from switchboard.server.config import AgentConfig, RetryConfig, Settings
-from switchboard.server.domain import Task, TaskEvent, TaskSpec
+from switchboard.server.domain import StateChanged, Task, TaskEvent, TaskSpec, TaskState
 from switchboard.server.events import InProcessBus, RedisBus
 from switchboard.server.orchestrator import NewTask, Orchestrator
 from switchboard.server.store import TaskStore
@@ -122,3 +122,22 @@ async def harness(make_harness: HarnessFactory) -> Harness:
 
 
 FAST = timedelta(seconds=1)
+
+
+def states(events: list[TaskEvent]) -> list[TaskState]:
+    """The states the events move the task through, in order."""
+    return [e.payload.state for e in events if isinstance(e.payload, StateChanged)]
+
+
+async def assert_interrupted_once_then_done(harness: Harness, task_id: str) -> None:
+    """The task ran, went back to the queue once, ran again and succeeded, gap-free."""
+    events = await harness.events(task_id)
+    assert states(events) == [
+        TaskState.QUEUED,
+        TaskState.RUNNING,
+        TaskState.QUEUED,
+        TaskState.RUNNING,
+        TaskState.SUCCEEDED,
+    ]
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert (await harness.orchestrator.get(task_id)).attempts == 2

@@ -19,11 +19,7 @@ from switchboard.server.domain import (
     UsageReported,
 )
 from switchboard.server.orchestrator import NewTask
-from tests.orchestrator.conftest import Harness, HarnessFactory
-
-
-def _states(events: list) -> list[TaskState]:
-    return [e.payload.state for e in events if isinstance(e.payload, StateChanged)]
+from tests.orchestrator.conftest import Harness, HarnessFactory, states
 
 
 async def test_execute_runs_to_success_and_stores_every_event(harness: Harness) -> None:
@@ -41,7 +37,7 @@ async def test_execute_runs_to_success_and_stores_every_event(harness: Harness) 
 
     events = await harness.events(task.id)
     assert [e.sequence for e in events] == list(range(1, task.last_sequence + 1))
-    assert _states(events) == [TaskState.QUEUED, TaskState.RUNNING, TaskState.SUCCEEDED]
+    assert states(events) == [TaskState.QUEUED, TaskState.RUNNING, TaskState.SUCCEEDED]
     assert isinstance(events[2].payload, AgentChanged)
     assert events[2].payload.agent == "assistant"
     deltas = [e.payload.text for e in events if isinstance(e.payload, OutputDelta)]

@@ -16,12 +16,18 @@ import pytest
 import sqlalchemy as sa
 
 from switchboard.server.config import QueueConfig
-from switchboard.server.domain import OutputDelta, StateChanged, TaskSpec, TaskState
+from switchboard.server.domain import OutputDelta, TaskSpec, TaskState
 from switchboard.server.events import InProcessBus
 from switchboard.server.orchestrator import NewTask
 from switchboard.server.store import TaskQueue, TaskStore
 from switchboard.server.store.schema import tasks
-from tests.orchestrator.conftest import Harness, make_settings, start_harness
+from tests.orchestrator.conftest import (
+    Harness,
+    assert_interrupted_once_then_done,
+    make_settings,
+    start_harness,
+    states,
+)
 from tests.scripted_model import ScriptedModel, scripted_runtimes
 
 Replica = Callable[..., Awaitable[Harness]]
@@ -53,10 +59,6 @@ async def replica(database_url: str, model: ScriptedModel) -> AsyncIterator[Repl
         await store.close()
 
 
-def _states(events: list[Any]) -> list[TaskState]:
-    return [e.payload.state for e in events if isinstance(e.payload, StateChanged)]
-
-
 async def test_execute_on_a_full_replica_returns_the_result_run_by_another(
     replica: Replica, model: ScriptedModel
 ) -> None:
@@ -85,7 +87,7 @@ async def test_watch_on_one_replica_streams_a_task_running_on_another(
     gate.set()
     events = await watching
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
-    assert _states(events)[-1] is TaskState.SUCCEEDED
+    assert states(events)[-1] is TaskState.SUCCEEDED
 
 
 async def test_cancel_on_one_replica_stops_the_run_on_another(
@@ -114,7 +116,7 @@ async def test_cancel_reaches_the_holder_through_the_store_when_the_signal_is_lo
     other = TaskQueue(a.store, "another replica", timedelta(seconds=30))
     assert await other.request_cancel(task.id, "cancelled by request")
     events = await a.events(task.id)
-    assert _states(events)[-1] is TaskState.CANCELLED
+    assert states(events)[-1] is TaskState.CANCELLED
 
 
 async def test_a_graceful_stop_hands_running_tasks_to_another_replica(
@@ -128,16 +130,7 @@ async def test_a_graceful_stop_hands_running_tasks_to_another_replica(
     await a.stop(grace=0)  # interrupted: requeued with its lease given up
     assert await model.wait_started() == ["handed over"]  # B took it at once
     gate.set()
-    events = await b.events(task.id)
-    assert _states(events) == [
-        TaskState.QUEUED,
-        TaskState.RUNNING,
-        TaskState.QUEUED,
-        TaskState.RUNNING,
-        TaskState.SUCCEEDED,
-    ]
-    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
-    assert (await b.orchestrator.get(task.id)).attempts == 2
+    await assert_interrupted_once_then_done(b, task.id)
 
 
 async def test_an_expired_lease_moves_the_task_and_fences_the_old_holder(
@@ -161,7 +154,7 @@ async def test_an_expired_lease_moves_the_task_and_fences_the_old_holder(
     assert final.state is TaskState.SUCCEEDED
     assert final.attempts == 2
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
-    assert [s for s in _states(events) if s.terminal] == [TaskState.SUCCEEDED]
+    assert [s for s in states(events) if s.terminal] == [TaskState.SUCCEEDED]
     # Output of attempt 1 never reached the store: A was fenced before writing it.
     assert {e.payload.attempt for e in events if isinstance(e.payload, OutputDelta)} == {2}
     assert (a.orchestrator.leases_lost, b.orchestrator.reclaims) == (1, 1)

@@ -13,13 +13,17 @@ from switchboard.server.domain import (
     LogRecord,
     OutputDelta,
     Priority,
-    StateChanged,
     TaskSpec,
     TaskState,
     Unavailable,
 )
 from switchboard.server.orchestrator import NewTask
-from tests.orchestrator.conftest import Harness, HarnessFactory
+from tests.orchestrator.conftest import (
+    Harness,
+    HarnessFactory,
+    assert_interrupted_once_then_done,
+    states,
+)
 from tests.scripted_model import ScriptedModel, provider_timeout, scripted_runtimes
 
 
@@ -31,10 +35,6 @@ def model() -> ScriptedModel:
 @pytest.fixture
 async def scripted(make_harness: HarnessFactory, model: ScriptedModel) -> Harness:
     return await make_harness(runtimes=scripted_runtimes(model))
-
-
-def _states(events: list) -> list[TaskState]:
-    return [e.payload.state for e in events if isinstance(e.payload, StateChanged)]
 
 
 async def test_priority_order_then_first_come_first_served(
@@ -111,7 +111,7 @@ async def test_cancel_a_queued_task(make_harness: HarnessFactory, model: Scripte
     assert cancelled.state is TaskState.CANCELLED
     assert cancelled.error is not None
     assert cancelled.error.code == "CANCELLED"
-    assert _states(await harness.events(queued.id)) == [TaskState.QUEUED, TaskState.CANCELLED]
+    assert states(await harness.events(queued.id)) == [TaskState.QUEUED, TaskState.CANCELLED]
     gate.set()
     assert harness.orchestrator.agent("assistant").queued == 0
     assert await harness.orchestrator.cancel(queued.id) == cancelled
@@ -126,7 +126,7 @@ async def test_cancel_a_running_task_stops_the_model(
     cancelled = await scripted.orchestrator.cancel(task.id)
     assert cancelled.state is TaskState.CANCELLED
     assert await model.closed.get() == "long job"
-    assert _states(await scripted.events(task.id)) == [
+    assert states(await scripted.events(task.id)) == [
         TaskState.QUEUED,
         TaskState.RUNNING,
         TaskState.CANCELLED,
@@ -233,16 +233,7 @@ async def test_shutdown_requeues_what_outlives_the_grace_and_restart_runs_it(
     assert stored.state is TaskState.QUEUED
     gate.set()
     restarted = await scripted.restart()
-    events = await restarted.events(task.id)
-    assert _states(events) == [
-        TaskState.QUEUED,
-        TaskState.RUNNING,
-        TaskState.QUEUED,
-        TaskState.RUNNING,
-        TaskState.SUCCEEDED,
-    ]
-    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
-    assert (await restarted.orchestrator.get(task.id)).attempts == 2
+    await assert_interrupted_once_then_done(restarted, task.id)
 
 
 async def test_restart_after_a_crash_requeues_running_tasks(
@@ -256,7 +247,7 @@ async def test_restart_after_a_crash_requeues_running_tasks(
     restarted = await scripted.restart()
     (done,) = [t for t in (await restarted.orchestrator.list_tasks()).tasks]
     events = await restarted.events(done.id, after=task.last_sequence)
-    assert _states(events) == [TaskState.QUEUED, TaskState.RUNNING, TaskState.SUCCEEDED]
+    assert states(events) == [TaskState.QUEUED, TaskState.RUNNING, TaskState.SUCCEEDED]
     assert events[0].payload.reason == "its replica stopped; queued again"
 
 
