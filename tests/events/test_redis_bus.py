@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from switchboard.server.domain import EventPayload, OutputDelta, TaskEvent
-from switchboard.server.events import Lagged, RedisBus, Subscription
+from switchboard.server.events import Lagged, RedisBus, Signal, SignalKind, Subscription
 from switchboard.server.orchestrator.watch import watch_events
 from switchboard.server.store import TaskStore
 from tests.orchestrator.conftest import make_settings, start_harness
@@ -245,3 +246,39 @@ async def test_watchers_on_two_replicas_see_every_event_once(
     finally:
         await harness.stop(grace=0)
         await store.close()
+
+
+async def test_signals_reach_every_replica_with_their_reason(
+    make_bus: Callable[..., RedisBus], redis_url: str, redis_prefix: str
+) -> None:
+    sender, receiver = make_bus(), make_bus()
+    heard: asyncio.Queue[Signal] = asyncio.Queue()
+    receiver.on_signal(heard.put_nowait)
+    cancel = Signal(SignalKind.CANCEL, "t1", "cancelled by request")
+    # Pub/sub drops what is sent before the channel is subscribed: send until heard.
+    async with asyncio.timeout(WAIT):
+        while heard.empty():
+            await sender.signal(cancel)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await heard.get()
+                    break
+    while not heard.empty():
+        assert heard.get_nowait() == cancel
+    # Garbage on the channel is skipped; what follows still arrives.
+    raw = Redis.from_url(redis_url)
+    try:
+        await raw.publish(f"{redis_prefix}signals", b"not json")
+    finally:
+        await raw.aclose()
+    queued = Signal(SignalKind.QUEUED, "t2")
+    await sender.signal(queued)
+    async with asyncio.timeout(WAIT):
+        assert await heard.get() == queued
+
+
+async def test_a_signal_to_an_unreachable_redis_is_dropped_without_raising(
+    make_bus: Callable[..., RedisBus],
+) -> None:
+    bus = make_bus("redis://127.0.0.1:1/0")
+    await bus.signal(Signal(SignalKind.QUEUED, "t1"))
