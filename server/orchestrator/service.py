@@ -506,7 +506,9 @@ class Orchestrator:
             _payloads.debug(
                 "task %s output", task.id, extra={"task_id": task.id, "output": task.output_text}
             )
-        self._workers[task.spec.agent].counters.record(task)
+        worker = self._workers.get(task.spec.agent)
+        if worker is not None:  # else an agent this replica does not run (AGENT_REMOVED)
+            worker.counters.record(task)
         self._observer.task_ended(task)
         del self._tracked[task.id]
         tracked.finished.set()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from switchboard.server.config import QueueConfig
+from switchboard.server.config import AgentConfig, QueueConfig
 from switchboard.server.domain import OutputDelta, TaskSpec, TaskState
 from switchboard.server.events import InProcessBus
 from switchboard.server.orchestrator import NewTask
@@ -182,3 +182,36 @@ async def _expire_lease(store: TaskStore, task_id: str) -> None:
         await connection.execute(
             sa.update(tasks).where(tasks.c.id == task_id).values(lease_expires=past)
         )
+
+
+async def test_tasks_of_an_agent_no_longer_configured_fail_at_start(
+    database_url: str, model: ScriptedModel
+) -> None:
+    both = make_settings(database_url, AgentConfig(name="assistant"), AgentConfig(name="retired"))
+    store = await TaskStore.open(database_url, migrate=True)
+    started: list[Harness] = []
+    try:
+        old = await start_harness(
+            both.model_copy(update={"queue": QueueConfig(max_concurrency=1)}),
+            store,
+            scripted_runtimes(model),
+            started,
+        )
+        gate = model.hold("blocker")
+        await old.submit("blocker")
+        await model.wait_started()
+        orphan = await old.submit("left behind", agent="retired")
+        await old.stop(grace=0)
+        gate.set()
+        new = await start_harness(
+            make_settings(database_url), store, scripted_runtimes(model), started
+        )
+        events = await new.events(orphan.id)
+        failed = await new.orchestrator.get(orphan.id)
+        assert states(events) == [TaskState.QUEUED, TaskState.FAILED]
+        assert failed.error is not None
+        assert failed.error.reason == "AGENT_REMOVED"
+    finally:
+        for harness in started:
+            await harness.stop(grace=0)
+        await store.close()
