@@ -20,8 +20,9 @@ run: $(STAMP)
 	$(BIN)/switchboard serve --address localhost:50051
 
 # The whole test suite: staleness of generated code, lint, types, then every test
-# (PostgreSQL and Redis must answer: each is started when it is installed but not running,
-# and node_modules is installed; see scripts/test-services.sh).
+# (PostgreSQL and Redis must answer: each is started when it is installed but not running;
+# node_modules and the Prometheus tools are installed; see scripts/test-services.sh),
+# then the container image stage: build it with podman and check it (scripts/image-check.sh).
 test: $(STAMP)
 	scripts/test-services.sh
 	$(BIN)/python scripts/gen_protos.py --check
@@ -30,6 +31,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+	scripts/image-check.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && scripts/buf.sh lint

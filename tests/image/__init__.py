@@ -1,0 +1,1 @@
+"""The container image (deploy/Dockerfile), built and run with podman: scripts/image-check.sh."""
