@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 
@@ -103,6 +104,7 @@ class App:
         self._port = 0
         self._started = False
         self._stopped = False
+        self._stop_requested = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -232,22 +234,37 @@ class App:
         _log.info("shutdown: done")
 
     async def serve(self) -> None:
-        """Start, run until SIGTERM or SIGINT, then stop gracefully."""
-        await self.start()
-        stopping = asyncio.Event()
+        """Start, run until SIGTERM or SIGINT (or ``request_stop``), then stop gracefully.
+
+        The handlers are in place before the start, so a signal during a slow start
+        still stops the server (as PID 1 in a container, a signal without a handler is
+        ignored). A second signal exits at once, without draining.
+        """
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT)
         for signum in signals:
-            loop.add_signal_handler(signum, _on_signal, signum, stopping)
-        if self._on_serving is not None:
-            self._on_serving()
+            loop.add_signal_handler(signum, self._on_signal, signum)
         try:
-            await stopping.wait()
+            await self.start()
+            if self._on_serving is not None:
+                self._on_serving()
+            await self._stop_requested.wait()
         finally:
-            # A second signal during the graceful stop takes its default action: exit now.
+            await self.stop()
             for signum in signals:
                 loop.remove_signal_handler(signum)
-            await self.stop()
+
+    def request_stop(self) -> None:
+        """Begin the graceful stop ``serve`` makes on SIGTERM; idempotent."""
+        self._stop_requested.set()
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        if self._stop_requested.is_set():
+            _log.warning("received %s again: exiting now, without draining", signum.name)
+            logging.shutdown()
+            os._exit(128 + signum)
+        _log.info("received %s: shutting down", signum.name)
+        self._stop_requested.set()
 
     async def _watch_readiness(self) -> None:
         while True:
@@ -266,11 +283,6 @@ class App:
         _log.info("readiness: %s", "SERVING" if ready else "NOT_SERVING")
         for name in SERVICE_NAMES:
             await self._health.set(name, _SERVING if ready else _NOT_SERVING)
-
-
-def _on_signal(signum: signal.Signals, stopping: asyncio.Event) -> None:
-    _log.info("received %s: shutting down", signum.name)
-    stopping.set()
 
 
 def _bind(

@@ -381,6 +381,7 @@ class Worker:
         self.index = index
         """The worker's position: its metrics port is the base port plus this."""
         self._line = line
+        self._app: App | None = None
 
     def app(self, settings: Settings, tracer: Tracer | None) -> App:
         """The server of this worker: it shares the port and keeps in touch with the supervisor.
@@ -391,7 +392,8 @@ class Worker:
 
         for handler in logging.getLogger().handlers:
             handler.addFilter(_WorkerTag(self.index))
-        return App(settings, tracer=tracer, reuse_port=True, on_serving=self._serving)
+        self._app = App(settings, tracer=tracer, reuse_port=True, on_serving=self._serving)
+        return self._app
 
     def _serving(self) -> None:
         """Tell the supervisor this worker serves, then watch for its end of the line closing."""
@@ -405,11 +407,9 @@ class Worker:
                 return  # the supervisor says nothing on the line: only its end closing counts
         asyncio.get_running_loop().remove_reader(self._line.fileno())
         self._line.close()
-        # SIG_DFL: serve() took its handlers back, a stop is underway; another SIGTERM
-        # would cut its drain short.
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        if self._app is not None:
             _log.warning("the supervisor is gone: stopping")
-            os.kill(os.getpid(), signal.SIGTERM)
+            self._app.request_stop()  # idempotent: a drain underway goes on
 
 
 def supervised_worker() -> Worker | None:
