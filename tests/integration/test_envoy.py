@@ -187,18 +187,23 @@ async def test_calls_are_spread_over_the_replicas(
     assert counts == [2, 2]
 
 
-def test_only_idempotent_methods_are_retried() -> None:
+def test_only_idempotent_methods_are_retried_once_a_replica_got_them() -> None:
     manager = render_config(["127.0.0.1:50051"])["static_resources"]["listeners"][0]
     routes = manager["filter_chains"][0]["filters"][0]["typed_config"]["route_config"][
         "virtual_hosts"
     ][0]["routes"]
-    retried = {r["match"]["prefix"] for r in routes if "retry_policy" in r["route"]}
+    retried = {
+        r["match"]["prefix"]
+        for r in routes
+        if "reset" in r["route"].get("retry_policy", {}).get("retry_on", "")
+    }
     assert retried == {
         "/switchboard.v1.TaskService/WatchTask",
         "/switchboard.v1.TaskService/GetTask",
         "/switchboard.v1.TaskService/ListTasks",
         "/switchboard.v1.AgentService/",
     }
-    # Everything else, Execute and SubmitTask among them, falls through to the catch-all.
+    # Everything else, Execute and SubmitTask among them, falls through to the catch-all,
+    # retried only when no replica got the request (it could not connect, or was refused).
     assert routes[-1]["match"] == {"prefix": "/"}
-    assert "retry_policy" not in routes[-1]["route"]
+    assert routes[-1]["route"]["retry_policy"]["retry_on"] == "connect-failure,refused-stream"
