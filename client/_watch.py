@@ -91,10 +91,12 @@ class WatchCursor:
     def backoff(self, error: grpc.RpcError) -> float:
         """Decide on a stream that broke with ``error``; return the seconds to wait.
 
-        Only UNAVAILABLE (a dropped connection, a server going away) is worth a
-        reconnect. A stream that ends without an error needs no decision: the
-        server ends it only when no event will follow (after the terminal event,
-        or at once when the cursor is already past it).
+        Only UNAVAILABLE (a dropped connection, a server going away) and a stream
+        reset by a proxy (INTERNAL "RST_STREAM", its upstream died) are worth a
+        reconnect: WatchTask resumes after the last sequence, so nothing repeats. A
+        stream that ends without an error needs no decision: the server ends it only
+        when no event will follow (after the terminal event, or at once when the
+        cursor is already past it).
 
         Raises:
             SwitchboardError: the mapped error, when it is not UNAVAILABLE or the
@@ -103,6 +105,9 @@ class WatchCursor:
         """
         mapped = error_from_rpc(error)
         self._failures += 1
-        if not isinstance(mapped, UnavailableError) or self._failures > self._policy.max_attempts:
+        # A stream a proxy reset (its upstream died) reaches gRPC as INTERNAL.
+        reset = mapped.code is grpc.StatusCode.INTERNAL and "RST_STREAM" in mapped.message
+        broken = isinstance(mapped, UnavailableError) or reset
+        if not broken or self._failures > self._policy.max_attempts:
             raise mapped from error
         return self._policy.delay(self._failures)
