@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -66,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
         "--service", default="", help="service name; empty (the default) asks liveness"
     )
     check.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    tls = check.add_argument_group("TLS (for a server with tls.cert_file set)")
+    tls.add_argument(
+        "--tls", action="store_true", help="connect with TLS, trusting the system's CAs"
+    )
+    tls.add_argument("--ca", type=Path, help="trust this CA bundle (PEM); implies --tls")
+    tls.add_argument("--cert", type=Path, help="client certificate (PEM), for mTLS; implies --tls")
+    tls.add_argument("--key", type=Path, help="the client certificate's private key (PEM)")
+    tls.add_argument(
+        "--server-name", help="expect this name in the server's certificate (default: the host)"
+    )
     check.set_defaults(command=_health)
     add_user_commands(commands)
     add_token_command(commands)
@@ -134,10 +145,32 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _health_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    if (args.cert is None) != (args.key is None):
+        fail("health: --cert and --key go together")
+    if not (args.tls or args.ca or args.cert or args.server_name):
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=args.ca.read_bytes() if args.ca else None,
+        private_key=args.key.read_bytes() if args.key else None,
+        certificate_chain=args.cert.read_bytes() if args.cert else None,
+    )
+
+
 def _health(args: argparse.Namespace) -> int:
     address = args.address or _local(os.environ.get("SWITCHBOARD_ADDRESS", "[::]:50051"))
     request = health_pb2.HealthCheckRequest(service=args.service)
-    with grpc.insecure_channel(address) as channel:
+    try:
+        credentials = _health_credentials(args)
+    except OSError as exc:
+        print(f"cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
+    with (
+        grpc.secure_channel(address, credentials, options)
+        if credentials is not None
+        else grpc.insecure_channel(address)
+    ) as channel:
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(request, timeout=args.timeout)
         except grpc.RpcError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from switchboard.server.auth import server_credentials
+from switchboard.server.cli import main
 from switchboard.server.config import TlsConfig
 from tests.auth.certs import Authority, Issued
 
@@ -152,3 +154,27 @@ def test_unusable_files_are_refused_at_start(pki: Pki, tmp_path: Path) -> None:
     for tls, message in cases:
         with pytest.raises(ValueError, match=message):
             server_credentials(tls)
+
+
+async def test_the_health_command_speaks_tls_and_mtls(
+    pki: Pki, serve: Serve, tmp_path: Path
+) -> None:
+    tls_only = await serve(TlsConfig(cert_file=pki.cert, key_file=pki.key))
+    mtls = await serve(
+        TlsConfig(
+            cert_file=pki.cert, key_file=pki.key, client_ca_file=pki.ca, require_client_cert=True
+        )
+    )
+    cert, key = pki.client.write(tmp_path, "probe")
+
+    async def health(address: str, *flags: str) -> int:
+        # The command is synchronous: off the loop that serves the health service.
+        return await asyncio.to_thread(main, ["health", "--address", address, *flags])
+
+    assert await health(tls_only) == 1  # plaintext to a TLS server
+    assert await health(tls_only, "--ca", str(pki.ca)) == 0
+    assert await health(tls_only, "--tls") == 1  # the system's CAs do not know ours
+    assert await health(mtls, "--ca", str(pki.ca)) == 1  # no client certificate
+    assert await health(mtls, "--ca", str(pki.ca), "--cert", str(cert), "--key", str(key)) == 0
+    missing = tmp_path / "missing.pem"
+    assert await health(tls_only, "--ca", str(missing)) == 2
