@@ -27,7 +27,7 @@ class QueueConfig(BaseModel):
     )
     replica_id: str = Field(
         default="",
-        max_length=200,
+        max_length=253,  # a Kubernetes pod name fits
         description=(
             "This replica's name on its task leases; empty: host name, process id and a "
             "random suffix. A stable name that no other live replica shares (the pod "
