@@ -1,8 +1,10 @@
 """``python -m bench``: start the servers, run every scenario, print the results.
 
-Starts `switchboard serve` on its embedded default (a new SQLite file in a temporary
-folder) and the bare grpc.aio echo server, each in its own process on loopback, drives
-them from this process, stops them, and prints a table (or JSON) with the ratios.
+``--scenario embedded`` (the default) starts `switchboard serve` on its embedded default
+(a new SQLite file in a temporary folder) and the bare grpc.aio echo server, each in its
+own process on loopback, drives them from this process, stops them, and prints a table
+(or JSON) with the ratios. ``--scenario replicas`` runs replicas on PostgreSQL + Redis
+behind Envoy (bench/replicas.py).
 """
 
 from __future__ import annotations
@@ -18,12 +20,25 @@ from pathlib import Path
 
 import grpc
 
-from bench import report, scenarios
+from bench import replicas_report, report, scenarios
+from bench.backing import DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL
 from bench.load import LoadSettings
 from bench.processes import ServerFailed, start_echo_server, start_switchboard
+from bench.replicas import (
+    MAX_REPLICAS,
+    REPLICA_SCENARIOS,
+    ReplicaPlan,
+    ReplicaResults,
+    run_replicas,
+)
 from bench.scenarios import Measurement
 
 SCENARIOS = ("bare_echo", "execute_echo", "execute_assistant", "watch_live", "watch_replay")
+SUITES = {"embedded": SCENARIOS, "replicas": REPLICA_SCENARIOS}
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    return tuple(sorted({int(item) for item in text.split(",")}))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,25 +60,67 @@ def _parser() -> argparse.ArgumentParser:
         help="words of the WatchTask input: the offline model streams one delta each (200)",
     )
     parser.add_argument(
+        "--scenario",
+        choices=sorted(SUITES),
+        default="embedded",
+        help="embedded: one server on SQLite against bare gRPC (default); replicas: "
+        "replicas on PostgreSQL + Redis behind Envoy, and cross-replica event latency",
+    )
+    parser.add_argument(
         "--only",
         type=lambda text: text.split(","),
-        default=list(SCENARIOS),
-        help=f"comma-separated subset of {','.join(SCENARIOS)} (watch_replay needs watch_live)",
+        default=None,
+        help=f"comma-separated subset of the suite's scenarios: embedded {','.join(SCENARIOS)} "
+        f"(watch_replay needs watch_live); replicas {','.join(REPLICA_SCENARIOS)}",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    replicas = parser.add_argument_group("--scenario replicas")
+    replicas.add_argument(
+        "--replicas",
+        type=_numbers,
+        default=(1, 2, 3),
+        help=f"replica counts of the Envoy rounds, 1..{MAX_REPLICAS} (1,2,3)",
+    )
+    replicas.add_argument(
+        "--latency-concurrency",
+        type=int,
+        default=4,
+        help="tasks in flight in the event-latency rounds (4); their input has --watch-words",
+    )
+    replicas.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES_URL,
+        help="an existing database to connect to for CREATE/DROP DATABASE of the run's own "
+        f"({DEFAULT_POSTGRES_URL})",
+    )
+    replicas.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
+        help=f"Redis the replicas share, under a prefix of their own ({DEFAULT_REDIS_URL})",
+    )
     return parser
 
 
 def _check(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    unknown = sorted(set(arguments.only) - set(SCENARIOS))
+    known = SUITES[arguments.scenario]
+    if arguments.only is None:
+        arguments.only = list(known)
+    unknown = sorted(set(arguments.only) - set(known))
     if unknown:
-        parser.error(f"--only: unknown scenarios {unknown}; choose from {list(SCENARIOS)}")
+        parser.error(
+            f"--only: unknown scenarios {unknown}; choose from {list(known)} "
+            f"(--scenario {arguments.scenario})"
+        )
     if "watch_replay" in arguments.only and "watch_live" not in arguments.only:
         parser.error("--only: watch_replay replays the tasks of watch_live; add watch_live")
     if arguments.duration <= 0 or arguments.warmup < 0 or arguments.concurrency < 1:
         parser.error("--duration must be > 0, --warmup >= 0, --concurrency >= 1")
     if not 1 <= arguments.watch_words <= 1000:
         parser.error("--watch-words must be 1..1000 (the input limit is 10,000 characters)")
+    if not set(arguments.replicas) <= set(range(1, MAX_REPLICAS + 1)):
+        parser.error(f"--replicas: each count must be 1..{MAX_REPLICAS}")
+    if arguments.latency_concurrency < 1:
+        parser.error("--latency-concurrency must be >= 1")
 
 
 async def _run(arguments: argparse.Namespace) -> dict[str, Measurement]:
@@ -106,12 +163,44 @@ async def _run(arguments: argparse.Namespace) -> dict[str, Measurement]:
     return {key: done[key] for key in SCENARIOS if key in done}
 
 
+async def _run_replicas(arguments: argparse.Namespace) -> ReplicaResults:
+    wanted = set(arguments.only)
+    plan = ReplicaPlan(
+        replicas=arguments.replicas,
+        agents=tuple(agent for agent in ("echo", "assistant") if f"execute_{agent}" in wanted),
+        latency="event_latency" in wanted,
+        load=LoadSettings(arguments.concurrency, arguments.duration, arguments.warmup),
+        latency_load=LoadSettings(
+            arguments.latency_concurrency, arguments.duration, arguments.warmup
+        ),
+        words=arguments.watch_words,
+        postgres_url=arguments.postgres_url,
+        redis_url=arguments.redis_url,
+    )
+
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as folder:
+        return await run_replicas(plan, Path(folder), progress)
+
+
 def _header(arguments: argparse.Namespace) -> str:
+    common = (
+        f"{arguments.duration:g} s per scenario after {arguments.warmup:g} s warm-up; "
+        f"loopback; Python {platform.python_version()}, grpcio {grpc.__version__}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    if arguments.scenario == "replicas":
+        return (
+            f"Switchboard bench, replicas: switchboard serve on PostgreSQL + Redis; Execute "
+            f"through Envoy with {arguments.concurrency} calls in flight; event latency with "
+            f"{arguments.latency_concurrency} task(s) of {arguments.watch_words} words in "
+            f"flight; {common}"
+        )
     return (
-        f"Switchboard bench: {arguments.concurrency} calls in flight, {arguments.duration:g} s "
-        f"per scenario after {arguments.warmup:g} s warm-up; loopback; "
-        f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
-        f"{os.cpu_count()} CPUs; server: switchboard serve on SQLite (embedded default)"
+        f"Switchboard bench: {arguments.concurrency} calls in flight, {common}; "
+        "server: switchboard serve on SQLite (embedded default)"
     )
 
 
@@ -120,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
     _check(arguments, parser)
+    if arguments.scenario == "replicas":
+        return _main_replicas(arguments)
     try:
         measurements = asyncio.run(_run(arguments))
     except ServerFailed as failure:
@@ -132,6 +223,24 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report.as_table(measurements))
     failed = any(measurement.result.errors for measurement in measurements.values())
+    return 1 if failed else 0
+
+
+def _main_replicas(arguments: argparse.Namespace) -> int:
+    try:
+        results = asyncio.run(_run_replicas(arguments))
+    except ServerFailed as failure:
+        print(f"bench: {failure}", file=sys.stderr)
+        return 1
+    if arguments.json:
+        print(json.dumps(replicas_report.as_json(results), indent=2))
+    else:
+        print(_header(arguments))
+        print()
+        print(replicas_report.as_table(results))
+    failed = any(r.measurement.result.errors for r in results.throughput) or any(
+        latency.load.errors for latency in results.latency
+    )
     return 1 if failed else 0
 
 

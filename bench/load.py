@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from bench.cpu import CpuWindow
+
 # An operation performs one unit of work and returns how many items it carried
 # (1 for a unary call, the number of events for a watched stream).
 Operation = Callable[[], Awaitable[int]]
@@ -109,13 +111,25 @@ async def _round(operation: Operation, concurrency: int, duration: float) -> Loa
     return result
 
 
-async def measure(operation: Operation, settings: LoadSettings, server_cpu: CpuClock) -> LoadResult:
-    """Warm up, then run ``operation`` closed-loop and measure it."""
+async def measure(
+    operation: Operation,
+    settings: LoadSettings,
+    server_cpu: CpuClock,
+    window: CpuWindow | None = None,
+) -> LoadResult:
+    """Warm up, then run ``operation`` closed-loop and measure it.
+
+    ``window``, when given, also clocks its process groups over the measured round.
+    """
     if settings.warmup > 0:
         await _round(operation, settings.concurrency, settings.warmup)
+    if window is not None:
+        window.start()
     server_before, client_before = server_cpu(), time.process_time()
     result = await _round(operation, settings.concurrency, settings.duration)
     server_after = server_cpu()
+    if window is not None:
+        window.stop()
     result.client_cpu = time.process_time() - client_before
     if server_before is not None and server_after is not None:
         result.server_cpu = server_after - server_before

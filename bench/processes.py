@@ -7,13 +7,15 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.cpu import process_cpu_seconds
 from bench.echo_server import METHOD as ECHO_METHOD
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,17 +35,31 @@ class ServerProcess:
     address: str
     process: asyncio.subprocess.Process
     log: Path
+    metrics_address: str | None = None  # HOST:PORT of its /metrics, when it has one
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time the process used so far (None where /proc is missing)."""
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
+        return process_cpu_seconds(self.process.pid)
+
+    async def metric(self, name: str) -> float | None:
+        """The value of the unlabelled series ``name`` on its /metrics (None when unknown)."""
+        if self.metrics_address is None:
             return None
-        # The fields after the command name, which may itself hold spaces and parentheses.
-        fields = stat.rsplit(")", 1)[1].split()
-        utime, stime = int(fields[11]), int(fields[12])
-        return (utime + stime) / os.sysconf("SC_CLK_TCK")
+        url = f"http://{self.metrics_address}/metrics"
+
+        def scrape() -> str:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+
+        try:
+            text = await asyncio.to_thread(scrape)
+        except OSError:
+            return None  # a figure the report shows as unknown, not a failed run
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == name:
+                return float(value)
+        return None
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of the process's output, for error messages."""
@@ -127,26 +143,61 @@ async def _echo_answers(channel: grpc.aio.Channel) -> bool:
     return bool(await echo(b"ping", timeout=1) == b"ping")
 
 
-async def start_switchboard(workdir: Path) -> ServerProcess:
-    """`switchboard serve` on its embedded default: a new SQLite file in ``workdir``."""
+async def start_switchboard(
+    workdir: Path,
+    *,
+    name: str = "switchboard",
+    database_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ServerProcess:
+    """`switchboard serve` on a free loopback port, ready to take tasks.
+
+    By default on its embedded default: a new SQLite file in ``workdir``. ``database_url``
+    names another store (which must be migrated already when ``env`` turns auto-migration
+    off); ``env`` adds settings. The metrics listener takes a free port of its own.
+    """
+    url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     argv = [
         _switchboard_executable(),
         "serve",
         "--address",
         f"127.0.0.1:{free_port()}",
         "--database-url",
-        f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        url,
     ]
     # One client floods it on purpose: per-caller rate limits would measure themselves.
-    # Its metrics listener takes a free port, so the bench never clashes with a server
-    # already running on this machine.
-    env = {
+    # The metrics port is chosen here (not by the kernel) so that the bench can read it,
+    # and never clashes with a server already running on this machine.
+    metrics_address = f"127.0.0.1:{free_port()}"
+    settings = {
         "SWITCHBOARD_RATE_LIMIT__ENABLED": "false",
-        "SWITCHBOARD_METRICS_ADDRESS": "127.0.0.1:0",
+        "SWITCHBOARD_METRICS_ADDRESS": metrics_address,
+        **(env or {}),
     }
-    server = await _spawn("switchboard", argv, workdir, env)
+    server = await _spawn(name, argv, workdir, settings)
+    server.metrics_address = metrics_address
     await _wait_ready(server, _task_service_serving)
     return server
+
+
+async def migrate(database_url: str) -> None:
+    """`switchboard migrate`: bring the store at ``database_url`` to the current schema."""
+    process = await asyncio.create_subprocess_exec(
+        _switchboard_executable(),
+        "migrate",
+        "--database-url",
+        database_url,
+        cwd=REPO_ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), _START_LIMIT)
+    if process.returncode != 0:
+        raise ServerFailed(
+            f"switchboard migrate exited with {process.returncode}:\n"
+            + output.decode(errors="replace")
+        )
 
 
 async def start_echo_server(workdir: Path) -> ServerProcess:

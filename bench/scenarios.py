@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
+from bench.cpu import CpuWindow
 from bench.echo_server import METHOD as ECHO_METHOD
 from bench.load import LoadResult, LoadSettings, OperationFailed, measure
-from bench.processes import ServerProcess
 from switchboard.v1 import tasks_pb2, tasks_pb2_grpc
 
-_CALL_LIMIT = 120.0  # seconds; a call slower than this is an error, not a sample
+CALL_LIMIT = 120.0  # seconds; a call slower than this is an error, not a sample
 EXECUTE_INPUT = "Hello from the bench: how fast can you answer?"
 _SUCCEEDED = tasks_pb2.TASK_STATE_SUCCEEDED
 _TERMINAL = {
@@ -21,6 +23,19 @@ _TERMINAL = {
     tasks_pb2.TASK_STATE_CANCELLED,
     tasks_pb2.TASK_STATE_TIMED_OUT,
 }
+
+
+class Target(Protocol):
+    """What a scenario drives: an address to dial and the CPU clock of what serves it."""
+
+    @property
+    def address(self) -> str:
+        """``host:port`` to dial."""
+        ...
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds the serving processes used so far (None when unreadable)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,40 +64,53 @@ def _require_success(task: tasks_pb2.Task) -> None:
         raise OperationFailed(tasks_pb2.TaskState.Name(task.state))
 
 
-async def bare_echo(server: ServerProcess, settings: LoadSettings) -> Measurement:
+async def bare_echo(server: Target, settings: LoadSettings) -> Measurement:
     """The bare grpc.aio echo server, sent the bytes of an ExecuteRequest."""
     payload = execute_request("echo").SerializeToString()
     async with grpc.aio.insecure_channel(server.address) as channel:
         echo = channel.unary_unary(ECHO_METHOD, request_serializer=None, response_deserializer=None)
 
         async def call() -> int:
-            await echo(payload, timeout=_CALL_LIMIT)
+            await echo(payload, timeout=CALL_LIMIT)
             return 1
 
         result = await measure(call, settings, server.cpu_seconds)
     return Measurement("bare_echo", "bare grpc.aio echo (baseline)", result)
 
 
-async def execute(server: ServerProcess, settings: LoadSettings, agent: str) -> Measurement:
+async def execute(
+    server: Target, settings: LoadSettings, agent: str, window: CpuWindow | None = None
+) -> Measurement:
     """Execute on ``agent``: the whole task lifecycle, answered when the task ends."""
     request = execute_request(agent)
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub = tasks_pb2_grpc.TaskServiceStub(channel)
 
         async def call() -> int:
-            response = await stub.Execute(request, timeout=_CALL_LIMIT)
+            response = await stub.Execute(request, timeout=CALL_LIMIT)
             _require_success(response.task)
             return 1
 
-        result = await measure(call, settings, server.cpu_seconds)
+        result = await measure(call, settings, server.cpu_seconds, window)
     return Measurement(f"execute_{agent}", f"Execute, agent {agent}", result)
 
 
-async def _watch_to_end(stub: tasks_pb2_grpc.TaskServiceStub, task_id: str) -> int:
+async def watch_to_end(
+    stub: tasks_pb2_grpc.TaskServiceStub,
+    task_id: str,
+    on_event: Callable[[tasks_pb2.TaskEvent], None] | None = None,
+) -> int:
+    """WatchTask from the start to the terminal event; the number of events.
+
+    ``on_event`` sees each event as it arrives. OperationFailed when the sequences had a
+    gap, the stream ended without a terminal event, or the task did not succeed.
+    """
     events, last = 0, None
     async for response in stub.WatchTask(
-        tasks_pb2.WatchTaskRequest(task_id=task_id), timeout=_CALL_LIMIT
+        tasks_pb2.WatchTaskRequest(task_id=task_id), timeout=CALL_LIMIT
     ):
+        if on_event is not None:
+            on_event(response.event)
         events += 1
         last = response.event
     if last is None or last.sequence != events:
@@ -100,7 +128,7 @@ def watch_input(words: int) -> str:
 
 
 async def watch_live(
-    server: ServerProcess, settings: LoadSettings, words: int
+    server: Target, settings: LoadSettings, words: int
 ) -> tuple[Measurement, list[str]]:
     """SubmitTask (assistant agent, a long input, no cache), then WatchTask it to the end.
 
@@ -114,8 +142,8 @@ async def watch_live(
         stub = tasks_pb2_grpc.TaskServiceStub(channel)
 
         async def call() -> int:
-            submitted = await stub.SubmitTask(request, timeout=_CALL_LIMIT)
-            events = await _watch_to_end(stub, submitted.task.id)
+            submitted = await stub.SubmitTask(request, timeout=CALL_LIMIT)
+            events = await watch_to_end(stub, submitted.task.id)
             watched.append(submitted.task.id)
             return events
 
@@ -124,9 +152,7 @@ async def watch_live(
     return Measurement("watch_live", title, result, streams=True), watched
 
 
-async def watch_replay(
-    server: ServerProcess, settings: LoadSettings, task_ids: list[str]
-) -> Measurement:
+async def watch_replay(server: Target, settings: LoadSettings, task_ids: list[str]) -> Measurement:
     """WatchTask of finished tasks: every event replayed from the store."""
     if not task_ids:
         raise ValueError("watch_replay needs finished tasks (run watch_live first)")
@@ -135,7 +161,7 @@ async def watch_replay(
         stub = tasks_pb2_grpc.TaskServiceStub(channel)
 
         async def call() -> int:
-            return await _watch_to_end(stub, next_id())
+            return await watch_to_end(stub, next_id())
 
         result = await measure(call, settings, server.cpu_seconds)
     return Measurement("watch_replay", "WatchTask replay of finished tasks", result, streams=True)

@@ -48,3 +48,41 @@ async def test_bench_refuses_unknown_scenarios() -> None:
     done = await run_process(sys.executable, "-m", "bench", "--only", "nope", cwd=REPO_ROOT)
     assert done.returncode == 2
     assert "unknown scenarios ['nope']" in done.stderr
+
+
+async def test_bench_measures_replicas_behind_envoy_and_cross_replica_latency() -> None:
+    done = await run_process(
+        sys.executable,
+        "-m",
+        "bench",
+        "--scenario",
+        "replicas",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "2",
+        "--latency-concurrency",
+        "1",
+        "--watch-words",
+        "5",
+        "--json",
+        cwd=REPO_ROOT,
+    )
+    results = json.loads(done.check().stdout)
+
+    throughput = results["throughput"]
+    assert set(throughput) == {
+        f"envoy_{agent}_{n}" for agent in ("echo", "assistant") for n in (1, 2, 3)
+    }
+    for name, figures in throughput.items():
+        assert figures["ok"] > 0, name
+        assert figures["errors"] == {}, name
+        assert figures["p50_ms"] <= figures["p99_ms"], name
+    assert set(results["scaling"]) == {"echo", "assistant"}
+    for name in ("latency_same", "latency_other"):
+        figures = results["latency"][name]
+        assert figures["errors"] == {}, name
+        assert figures["events_counted"] > 0, name
+        assert figures["p50_ms"] <= figures["p99_ms"], name

