@@ -34,6 +34,7 @@ from switchboard.server.domain import (
 )
 from switchboard.server.events import EventBus, Signal, SignalKind
 from switchboard.server.orchestrator import limits, paging
+from switchboard.server.orchestrator.awaited import AwaitedClaim
 from switchboard.server.orchestrator.backlog import QueuedCounts
 from switchboard.server.orchestrator.breaker import CircuitBreaker, CircuitState
 from switchboard.server.orchestrator.journal import Journal, Lease
@@ -136,8 +137,11 @@ class Orchestrator:
         self._observer = observer or NoObserver()
         self._runner = TaskRunner(self._ended, self._cache)
         self._tracked: dict[str, TrackedTask] = {}
+        # Execute callers' tasks not claimed yet, by task id.
+        self._awaited: dict[str, AwaitedClaim] = {}
         self._queued = QueuedCounts()
         self._wake = asyncio.Event()
+        self._queued_hint = True  # at the start, look at once
         self._background: list[asyncio.Task[None]] = []
         self._store_warning = ThrottledWarning(_log, 30.0)
         self._stopping = False
@@ -217,15 +221,16 @@ class Orchestrator:
     async def submit(self, new: NewTask, *, owner: str = "") -> Task:
         """Validate and queue a task; a repeated request_id returns the first task."""
         self._validate([new], "task", "request_id")
-        return await self._create(new, owner, None)
+        task, _ = await self._create(new, owner, None, awaited=False)
+        return task
 
     async def execute(
         self, new: NewTask, *, owner: str = "", deadline: float | None = None
     ) -> Task:
         """Run a task to its end and return it; cancelling the caller cancels the task."""
         self._validate([new], "task", "request_id")
-        task = await self._create(new, owner, self._deadline_at(deadline))
-        return await self._wait_final(task)
+        task, awaited = await self._create(new, owner, self._deadline_at(deadline), awaited=True)
+        return await self._wait_final(task, awaited)
 
     async def execute_batch(
         self, batch: Sequence[NewTask], *, owner: str = "", deadline: float | None = None
@@ -238,10 +243,10 @@ class Orchestrator:
         deadline_at = self._deadline_at(deadline)
         # All or nothing: refuse the batch before creating any of it.
         self._admit([new.spec.agent or self._settings.default_agent for new in batch])
-        created = [await self._create(new, owner, deadline_at) for new in batch]
+        created = [await self._create(new, owner, deadline_at, awaited=True) for new in batch]
         waiters = {
-            asyncio.ensure_future(self._wait_final(task)): index
-            for index, task in enumerate(created)
+            asyncio.ensure_future(self._wait_final(task, awaited)): index
+            for index, (task, awaited) in enumerate(created)
         }
         try:
             pending = set(waiters)
@@ -291,8 +296,14 @@ class Orchestrator:
                     retry_after=breaker.retry_after,
                 )
 
-    async def _create(self, new: NewTask, owner: str, deadline: datetime | None) -> Task:
-        """Store a new task; run it here at once when this replica has room for it."""
+    async def _create(
+        self, new: NewTask, owner: str, deadline: datetime | None, *, awaited: bool
+    ) -> tuple[Task, AwaitedClaim | None]:
+        """Store a new task; run it here at once when this replica has room for it.
+
+        ``awaited``: a caller will wait for the task's end; it gets what it needs to
+        learn where the task runs (see awaited.py).
+        """
         spec = limits.with_defaults(new.spec, self._settings)
         self._admit([spec.agent])
         now = utcnow()
@@ -312,19 +323,24 @@ class Orchestrator:
         claim = self._slots.rooms()[spec.agent] > 0
         if claim:
             self._slots.take(spec.agent)  # before the await: others see the slot taken
+        waiter = None
+        if awaited:  # before the task exists, so no claim of it is missed
+            waiter = self._awaited[task.id] = AwaitedClaim(task.id, self._bus)
         try:
             with store_span(self._tracer, "store.create_task"):
                 stored, created = await self._store.create_task(
                     task, first, lease=self._queue.terms() if claim else None
                 )
         except BaseException:
+            self._forget_awaited(task.id)
             if claim:
                 self._slots.release(spec.agent)
             raise
         if not created:
+            self._forget_awaited(task.id)
             if claim:
                 self._slots.release(spec.agent)
-            return stored  # a repeated request_id: the first request's task
+            return stored, None  # a repeated request_id: the first request's task
         if self._settings.log_payloads:  # off by default: inputs may be confidential
             _payloads.debug(
                 "task %s input", task.id, extra={"task_id": task.id, "input": spec.input}
@@ -336,15 +352,22 @@ class Orchestrator:
             self._queued.add(spec.agent, 1)
             # Wake the replicas with room (they would also find it when they poll).
             await self._bus.signal(Signal(SignalKind.QUEUED, task.id))
-        return stored
+        return stored, waiter
 
-    async def _wait_final(self, task: Task) -> Task:
+    def _forget_awaited(self, task_id: str) -> None:
+        awaited = self._awaited.pop(task_id, None)
+        if awaited is not None:
+            awaited.close()
+
+    async def _wait_final(self, task: Task, awaited: AwaitedClaim | None = None) -> Task:
         """The task once it has ended, wherever it runs; cancelled with the caller."""
         if task.state.terminal:
             return task
         try:
             async with self._expiry(task):
                 tracked = self._tracked.get(task.id)
+                if tracked is None and awaited is not None:
+                    tracked = await awaited.outcome()
                 if tracked is not None:
                     await tracked.finished.wait()
                     if not tracked.lease.lost:
@@ -355,6 +378,8 @@ class Orchestrator:
             if not self._stopping:
                 await asyncio.shield(self._cancel(task.id, _CALLER_GONE))
             raise
+        finally:
+            self._forget_awaited(task.id)
         return await self.get(task.id, owner=None)
 
     async def _follow(self, task_id: str, after_sequence: int) -> None:
@@ -395,10 +420,14 @@ class Orchestrator:
         poll = self._settings.queue.poll_interval.total_seconds()
         while True:
             self._wake.clear()
+            hinted, self._queued_hint = self._queued_hint, False
             rooms = {agent: room for agent, room in self._slots.rooms().items() if room > 0}
             claims: list[Claim] = []
             try:
-                if rooms and await self._queue.has_claimable(rooms):
+                # Told that tasks wait (a signal, the counts), claim (a write) at once;
+                # otherwise peek (a read) first: most wake-ups and polls find nothing.
+                likely = hinted or self._queued.total() > 0
+                if rooms and (likely or await self._queue.has_claimable(rooms)):
                     claims = await self._queue.claim(rooms, self._slots.free())
             except Exception as error:
                 self._store_warning.warn("claiming tasks failed; retrying: %s", error)
@@ -416,6 +445,7 @@ class Orchestrator:
 
     def _signalled(self, signal: Signal) -> None:
         if signal.kind is SignalKind.QUEUED:
+            self._queued_hint = True
             self._wake.set()
         elif (tracked := self._tracked.get(signal.task_id)) is not None:
             tracked.cancel_running(signal.reason)
@@ -471,6 +501,9 @@ class Orchestrator:
             deadline = asyncio.get_running_loop().time() + remaining
         tracked = TrackedTask(claim.task, self._journal, Lease(claim.token), deadline)
         self._tracked[claim.task.id] = tracked
+        awaited = self._awaited.pop(claim.task.id, None)
+        if awaited is not None:
+            awaited.claimed_here(tracked)
         return tracked
 
     def _end_unstarted(self, claim: Claim, state: TaskState, error: TaskError) -> None:
