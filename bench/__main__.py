@@ -16,7 +16,9 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 
@@ -32,6 +34,8 @@ from bench.replicas import (
     run_replicas,
 )
 from bench.scenarios import Measurement
+
+_R = TypeVar("_R")
 
 SCENARIOS = ("bare_echo", "execute_echo", "execute_assistant", "watch_live", "watch_replay")
 SUITES = {"embedded": SCENARIOS, "replicas": REPLICA_SCENARIOS}
@@ -210,38 +214,45 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     _check(arguments, parser)
     if arguments.scenario == "replicas":
-        return _main_replicas(arguments)
-    try:
-        measurements = asyncio.run(_run(arguments))
-    except ServerFailed as failure:
-        print(f"bench: {failure}", file=sys.stderr)
-        return 1
-    if arguments.json:
-        print(json.dumps(report.as_json(measurements), indent=2))
-    else:
-        print(_header(arguments))
-        print()
-        print(report.as_table(measurements))
-    failed = any(measurement.result.errors for measurement in measurements.values())
-    return 1 if failed else 0
-
-
-def _main_replicas(arguments: argparse.Namespace) -> int:
-    try:
-        results = asyncio.run(_run_replicas(arguments))
-    except ServerFailed as failure:
-        print(f"bench: {failure}", file=sys.stderr)
-        return 1
-    if arguments.json:
-        print(json.dumps(replicas_report.as_json(results), indent=2))
-    else:
-        print(_header(arguments))
-        print()
-        print(replicas_report.as_table(results))
-    failed = any(r.measurement.result.errors for r in results.throughput) or any(
-        latency.load.errors for latency in results.latency
+        return _finish(
+            arguments,
+            _run_replicas(arguments),
+            replicas_report.as_json,
+            replicas_report.as_table,
+            lambda results: (
+                any(r.measurement.result.errors for r in results.throughput)
+                or any(latency.load.errors for latency in results.latency)
+            ),
+        )
+    return _finish(
+        arguments,
+        _run(arguments),
+        report.as_json,
+        report.as_table,
+        lambda measurements: any(m.result.errors for m in measurements.values()),
     )
-    return 1 if failed else 0
+
+
+def _finish(
+    arguments: argparse.Namespace,
+    run: Coroutine[Any, Any, _R],
+    as_json: Callable[[_R], Any],
+    as_table: Callable[[_R], str],
+    failed: Callable[[_R], bool],
+) -> int:
+    """Run the scenarios, print the report (JSON or a table); 1 when any call failed."""
+    try:
+        results = asyncio.run(run)
+    except ServerFailed as failure:
+        print(f"bench: {failure}", file=sys.stderr)
+        return 1
+    if arguments.json:
+        print(json.dumps(as_json(results), indent=2))
+    else:
+        print(_header(arguments))
+        print()
+        print(as_table(results))
+    return 1 if failed(results) else 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import sys
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.cpu import process_cpu_seconds
 from bench.echo_server import METHOD as ECHO_METHOD
+from tests.scrape import metric_value
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _START_LIMIT = 60.0  # seconds; the first start imports the Agents SDK and migrates
@@ -45,21 +45,8 @@ class ServerProcess:
         """The value of the unlabelled series ``name`` on its /metrics (None when unknown)."""
         if self.metrics_address is None:
             return None
-        url = f"http://{self.metrics_address}/metrics"
-
-        def scrape() -> str:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return str(response.read().decode())
-
-        try:
-            text = await asyncio.to_thread(scrape)
-        except OSError:
-            return None  # a figure the report shows as unknown, not a failed run
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == name:
-                return float(value)
-        return None
+        # None when unreachable too: a figure the report shows as unknown, not a failed run.
+        return await metric_value(f"http://{self.metrics_address}/metrics", name)
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of the process's output, for error messages."""

@@ -31,6 +31,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.ratelimit.spare_redis import free_port
+from tests.scrape import metric_value
 
 TASK_SERVICE = "switchboard.v1.TaskService"
 """The service name whose health is the replica's readiness (server/app.py)."""
@@ -251,21 +252,7 @@ class Replica:
 
     async def metric(self, name: str) -> float | None:
         """The value of the unlabelled sample ``name`` on its /metrics; None when absent."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-        def scrape() -> str:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return str(response.read().decode())
-
-        try:
-            text = await asyncio.to_thread(scrape)
-        except OSError:
-            return None
-        for line in text.splitlines():
-            sample, _, value = line.partition(" ")
-            if sample == name:
-                return float(value)
-        return None
+        return await metric_value(f"http://127.0.0.1:{self.metrics_port}/metrics", name)
 
     async def ready_over_http(self) -> int:
         """The HTTP status of its /readyz (200 ready, 503 not)."""
