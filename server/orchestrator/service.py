@@ -38,6 +38,7 @@ from switchboard.server.orchestrator.awaited import AwaitedClaim
 from switchboard.server.orchestrator.backlog import QueuedCounts
 from switchboard.server.orchestrator.breaker import CircuitBreaker, CircuitState
 from switchboard.server.orchestrator.journal import Journal, Lease
+from switchboard.server.orchestrator.leases import renew_leases
 from switchboard.server.orchestrator.observer import NoObserver, TaskObserver
 from switchboard.server.orchestrator.runner import TaskRunner, Worker
 from switchboard.server.orchestrator.slots import Slots
@@ -165,7 +166,10 @@ class Orchestrator:
         await self._refresh_queued()
         self._background = [
             asyncio.create_task(self._dispatch(), name="task-dispatcher"),
-            asyncio.create_task(self._renew_leases(), name="lease-renewer"),
+            asyncio.create_task(
+                renew_leases(self._queue, self._tracked, self._lease_lost, self._store_warning),
+                name="lease-renewer",
+            ),
         ]
 
     async def stop(self, grace: float) -> None:
@@ -545,34 +549,6 @@ class Orchestrator:
         self._observer.task_ended(task)
         del self._tracked[task.id]
         tracked.finished.set()
-
-    async def _renew_leases(self) -> None:
-        """Renew the leases of tasks held here; act on lost leases and cancel requests."""
-        interval = self._settings.queue.lease_ttl.total_seconds() / 3
-        while True:
-            await asyncio.sleep(interval)
-            held = {
-                task_id: tracked.lease.token
-                for task_id, tracked in self._tracked.items()
-                if not tracked.lease.lost and not tracked.task.state.terminal
-            }
-            try:
-                renewal = await self._queue.renew(held)
-            except Exception as error:
-                self._store_warning.warn("renewing task leases failed; retrying: %s", error)
-                continue
-            for task_id in renewal.lost:
-                tracked = self._tracked.get(task_id)
-                # Still unfinished and under the token renewed (not ended meanwhile).
-                if (
-                    tracked is not None
-                    and tracked.lease.token == held[task_id]
-                    and not tracked.task.state.terminal
-                ):
-                    self._lease_lost(task_id)
-            for task_id, reason in renewal.cancels.items():
-                if (tracked := self._tracked.get(task_id)) is not None:
-                    tracked.cancel_running(reason)
 
     def _lease_lost(self, task_id: str) -> None:
         """Another replica claimed a task running here: stop it without writing."""
