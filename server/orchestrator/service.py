@@ -58,6 +58,13 @@ _payloads = logging.getLogger("switchboard.payloads")
 # caller receives the TIMED_OUT task instead of a bare DEADLINE_EXCEEDED.
 _DEADLINE_MARGIN = 0.25
 _CALLER_GONE = "cancelled: the Execute caller went away"
+_QUEUED_PAST_DEADLINE = TaskError(
+    "DEADLINE_EXCEEDED", "the deadline passed while the task was queued", "TASK_TIMED_OUT"
+)
+
+
+def _cancelled(reason: str) -> TaskError:
+    return TaskError("CANCELLED", reason, "TASK_CANCELLED")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +124,11 @@ class Orchestrator:
             for agent in settings.agents
         }
         self._offered_tools = {name: w.runtime.tools for name, w in self._workers.items()}
-        self.replica = (
+        replica = (
             settings.queue.replica_id
             or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         )
-        self._queue = TaskQueue(store, self.replica, settings.queue.lease_ttl)
+        self._queue = TaskQueue(store, replica, settings.queue.lease_ttl)
         self._slots = Slots(
             settings.queue.max_concurrency,
             {agent.name: agent.max_concurrency for agent in settings.agents},
@@ -159,6 +166,7 @@ class Orchestrator:
         self._bus.on_signal(self._signalled)
         # Leases under this name are from an earlier life of this replica: free them.
         await self._queue.release_own()
+        _log.info("claiming tasks as replica %s", self._queue.owner)
         for claim in await self._queue.claim_orphans(list(self._workers)):
             reason = f"agent {claim.task.spec.agent!r} is no longer configured"
             error = TaskError("FAILED_PRECONDITION", reason, "AGENT_REMOVED")
@@ -413,9 +421,7 @@ class Orchestrator:
         await asyncio.sleep(max(0.0, (deadline - utcnow()).total_seconds()))
         claim = await self._queue.claim_task(task_id)
         if claim is not None:
-            message = "the deadline passed while the task was queued"
-            error = TaskError("DEADLINE_EXCEEDED", message, "TASK_TIMED_OUT")
-            await self._finish_unstarted(claim, TaskState.TIMED_OUT, error)
+            await self._finish_unstarted(claim, TaskState.TIMED_OUT, _QUEUED_PAST_DEADLINE)
 
     # -- the queue -------------------------------------------------------------------
 
@@ -469,13 +475,10 @@ class Orchestrator:
             self._slots.take(task.spec.agent)
         worker = self._workers[task.spec.agent]
         if claim.cancel_reason:
-            error = TaskError("CANCELLED", claim.cancel_reason, "TASK_CANCELLED")
-            self._end_unstarted(claim, TaskState.CANCELLED, error)
+            self._end_unstarted(claim, TaskState.CANCELLED, _cancelled(claim.cancel_reason))
             return
         if task.deadline is not None and task.deadline <= utcnow():
-            message = "the deadline passed while the task was queued"
-            error = TaskError("DEADLINE_EXCEEDED", message, "TASK_TIMED_OUT")
-            self._end_unstarted(claim, TaskState.TIMED_OUT, error)
+            self._end_unstarted(claim, TaskState.TIMED_OUT, _QUEUED_PAST_DEADLINE)
             return
         tracked = self._track(claim)
         if task.state is TaskState.RUNNING:
@@ -510,19 +513,23 @@ class Orchestrator:
             awaited.claimed_here(tracked)
         return tracked
 
-    def _end_unstarted(self, claim: Claim, state: TaskState, error: TaskError) -> None:
-        """End a task claimed to run that must not (the end is written in order, not awaited)."""
-        tracked = self._track(claim)
-        tracked.transition(state, error.message, error)
-        self._ended(tracked, state)  # frees the slot _start took
+    def _end_unstarted(
+        self, claim: Claim, state: TaskState, error: TaskError, *, slot_taken: bool = True
+    ) -> asyncio.Future[None]:
+        """End a claimed task that never ran; return its end's write (in order, not awaited).
 
-    async def _finish_unstarted(self, claim: Claim, state: TaskState, error: TaskError) -> None:
-        """End a claimed task that never ran, once the end is stored."""
-        if claim.task.state is TaskState.QUEUED:
-            self._queued.add(claim.task.spec.agent, -1)
+        ``slot_taken``: ``_start`` took a slot for it, freed here.
+        """
         tracked = self._track(claim)
         written = tracked.transition(state, error.message, error)
-        self._ended(tracked, state, release=False)
+        self._ended(tracked, state, release=slot_taken)
+        return written
+
+    async def _finish_unstarted(self, claim: Claim, state: TaskState, error: TaskError) -> None:
+        """End a task claimed without a slot (to cancel or expire it), once the end is stored."""
+        if claim.task.state is TaskState.QUEUED:
+            self._queued.add(claim.task.spec.agent, -1)
+        written = self._end_unstarted(claim, state, error, slot_taken=False)
         with contextlib.suppress(asyncio.CancelledError):  # fenced: another replica has it
             await written
 
@@ -627,8 +634,7 @@ class Orchestrator:
         else:
             claim = await self._queue.claim_task(task_id)
             if claim is not None:  # queued, or its replica is gone: end it here
-                error = TaskError("CANCELLED", reason, "TASK_CANCELLED")
-                await self._finish_unstarted(claim, TaskState.CANCELLED, error)
+                await self._finish_unstarted(claim, TaskState.CANCELLED, _cancelled(reason))
                 return
             if not await self._queue.request_cancel(task_id, reason):
                 return  # it has ended
